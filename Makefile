@@ -1,0 +1,38 @@
+# Two commands on a fresh machine:
+#   make repro   set up .venv (torch 2.13.0 CPU first, then cnnrnn) and run the whole DVC pipeline
+#   make test    set up .venv and run the test suite (what .ci/run does)
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The pipeline's stage commands (cnnrnn, dvc) come from the virtual environment.
+export PATH := $(abspath $(BIN)):$(PATH)
+
+.PHONY: setup repro test test-slow bench clean-venv
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first: 2.13.0 is the CPU build on this machine's disk; a bare `torch` would pull a multi-GB CUDA build.
+	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $@
+
+repro: setup
+	dvc repro
+	dvc metrics show
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+bench: setup
+	cnnrnn bench speed classify --output benchmarks/results/classify_speed.json
+	cnnrnn bench quality classify classify/data=fashion_mnist classify.data.source.kind=directory \
+		--output benchmarks/results/classify_fashion_mnist.json
+
+clean-venv:
+	rm -rf $(VENV)

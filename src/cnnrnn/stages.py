@@ -1,0 +1,145 @@
+"""The pipeline's stages, generic over applications: fetch -> prepare -> train -> evaluate, then report.
+
+Each stage reads ``params.yaml`` (validated against ``conf/``), works in the application's
+folders (:class:`AppPaths`), and dispatches to the application's own parts by convention:
+``cnnrnn.<app>.data.prepare``, ``cnnrnn.<app>.model`` (through :mod:`cnnrnn.training`) and
+``cnnrnn.<app>.evaluate.evaluate``. ``dvc.yaml`` declares which files flow between them.
+Fetch and prepare import neither Lightning nor MLflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cnnrnn import IMPLEMENTED
+from cnnrnn.config import app_params, project_root
+from cnnrnn.errors import UserError
+
+
+@dataclass(frozen=True)
+class AppPaths:
+    """Where one application's files live, relative to the project root."""
+
+    root: Path
+    app: str
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / self.app / "raw"
+
+    @property
+    def prepared(self) -> Path:
+        return self.root / "data" / self.app / "prepared"
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "models" / self.app
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics" / f"{self.app}.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots" / self.app
+
+
+def _check_app(app: str) -> None:
+    if app not in IMPLEMENTED:
+        raise UserError(f"unknown or not yet implemented application {app!r}; choose one of: {', '.join(IMPLEMENTED)}")
+
+
+def _replace_dir(staging: Path, target: Path) -> None:
+    """Put a finished ``staging`` directory in place of ``target`` (the old one survives any failure before this)."""
+    if target.exists():
+        old = target.with_name(target.name + ".old")
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(staging, target)
+
+
+def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
+    """Download / extract the raw files of ``<app>.data.source`` into ``data/<app>/raw``."""
+    from cnnrnn.fetching import fetch_source
+
+    _check_app(app)
+    paths = AppPaths(root or project_root(), app)
+    params = app_params(app, paths.root)
+    paths.raw.parent.mkdir(parents=True, exist_ok=True)
+    # Reuse verified files already in raw/ (and any .part to resume), but only swap in a complete set.
+    staging = Path(tempfile.mkdtemp(prefix=".raw-", dir=paths.raw.parent))
+    try:
+        if paths.raw.is_dir():
+            for f in paths.raw.iterdir():
+                if f.is_file():
+                    shutil.copy2(f, staging / f.name)
+        for part in (paths.raw.parent / ".partial").glob("*.part"):
+            os.replace(part, staging / part.name)
+        record = fetch_source(params["data"]["source"], staging)
+        partials = list(staging.glob("*.part"))
+        for p in partials:
+            p.unlink()
+        _replace_dir(staging, paths.raw)
+    except BaseException:
+        # Keep partial downloads next to the old raw/ so the next fetch resumes them.
+        for part in staging.glob("*.part"):
+            keep = paths.raw.parent / ".partial" / part.name
+            keep.parent.mkdir(exist_ok=True)
+            os.replace(part, keep)
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return record
+
+
+def prepare(app: str, root: Path | None = None) -> dict[str, Any]:
+    """Turn ``data/<app>/raw`` into ``data/<app>/prepared`` (tensors, manifest, info)."""
+    _check_app(app)
+    paths = AppPaths(root or project_root(), app)
+    params = app_params(app, paths.root)
+    if not paths.raw.is_dir():
+        raise UserError(f"{paths.raw} not found; run `cnnrnn fetch {app}` (or `dvc repro {app}_prepare`) first")
+    staging = Path(tempfile.mkdtemp(prefix=".prepared-", dir=paths.prepared.parent))
+    try:
+        info = importlib.import_module(f"cnnrnn.{app}.data").prepare(params, paths.raw, staging)
+        _replace_dir(staging, paths.prepared)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return info
+
+
+def train(app: str, root: Path | None = None) -> dict[str, Any]:
+    _check_app(app)
+    paths = AppPaths(root or project_root(), app)
+    params = app_params(app, paths.root)
+    if not (paths.prepared / "info.json").is_file():
+        raise UserError(f"{paths.prepared} is not prepared; run `cnnrnn prepare {app}` first")
+    from cnnrnn.training import train as train_app
+
+    return train_app(app, params, paths)
+
+
+def evaluate(app: str, root: Path | None = None) -> dict[str, Any]:
+    _check_app(app)
+    paths = AppPaths(root or project_root(), app)
+    params = app_params(app, paths.root)
+    if not (paths.model_dir / "train_summary.json").is_file():
+        raise UserError(f"no trained model in {paths.model_dir}; run `cnnrnn train {app}` first")
+    from cnnrnn.evaluation import evaluate as evaluate_app
+
+    return evaluate_app(app, params, paths)
+
+
+def report(root: Path | None = None) -> Path:
+    from cnnrnn.reporting import write_report
+
+    return write_report(root or project_root())

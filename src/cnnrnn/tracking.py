@@ -1,0 +1,104 @@
+"""MLflow tracking shared by every application: one URI, one experiment per application.
+
+The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project root>/mlflow.db``
+(view it with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``). Artifacts go to
+``<project root>/mlruns/``. Runs carry the git commit, the DVC experiment name (set by
+``dvc exp run``), the stage, and the data source with its checksum.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any, Iterator
+
+from cnnrnn.errors import UserError
+
+
+def tracking_uri(root: Path) -> str:
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+
+
+def is_rank_zero() -> bool:
+    """True in the one process that should log (always, unless launched for distributed training)."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"]) == 0
+    return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
+
+
+def git_commit(root: Path) -> str:
+    done = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else "unknown"
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}; lists become their JSON text."""
+    flat = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else value
+    return flat
+
+
+def data_source_tags(info: dict[str, Any]) -> dict[str, str]:
+    """Tags naming the dataset, where its files came from, and their checksums."""
+    files = info.get("source", {}).get("files", {})
+    return {
+        "data.dataset": str(info.get("dataset", "unknown")),
+        "data.source": "; ".join(f["origin"] for f in files.values()) or "unknown",
+        "data.checksum": "; ".join(f["checksum"] for f in files.values()) or "unknown",
+    }
+
+
+def _configure(root: Path, app: str):
+    import mlflow
+
+    uri = tracking_uri(root)
+    if uri.startswith("file:") or (":" not in uri.split("/")[0] and not uri.startswith("sqlite")):
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+    mlflow.set_tracking_uri(uri)
+    try:
+        experiment = mlflow.get_experiment_by_name(app)
+        if experiment is None:
+            mlflow.create_experiment(app, artifact_location=(root / "mlruns" / app).as_uri())
+        mlflow.set_experiment(app)
+    except Exception as err:  # MLflow raises many types for an unusable store; all mean the same to a user
+        raise UserError(f"MLflow tracking store {uri} is unusable ({type(err).__name__}: {str(err).splitlines()[0]}); "
+                        f"check MLFLOW_TRACKING_URI or move the damaged mlflow.db aside") from err
+    return mlflow
+
+
+@contextlib.contextmanager
+def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: dict[str, Any],
+              extra_tags: dict[str, str] | None = None) -> Iterator[Any]:
+    """An MLflow run for one stage of one application, with params and tags logged.
+
+    Yields the ``mlflow`` module (with the run active), or ``None`` on non-zero ranks of a
+    distributed run, which must not log.
+    """
+    if not is_rank_zero():
+        yield None
+        return
+    mlflow = _configure(root, app)
+    commit = git_commit(root)
+    tags = {
+        "cnnrnn.app": app,
+        "cnnrnn.stage": stage,
+        "git_commit": commit,
+        "mlflow.source.git.commit": commit,
+        "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
+        "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
+        **data_source_tags(info),
+        **(extra_tags or {}),
+    }
+    run_name = f"{stage}-{os.environ['DVC_EXP_NAME']}" if os.environ.get("DVC_EXP_NAME") else stage
+    with mlflow.start_run(run_name=run_name, tags=tags):
+        mlflow.log_params(flatten(params))
+        mlflow.log_dict(params, "config.yaml")
+        yield mlflow
