@@ -53,7 +53,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "pictures to plots/APP/, and log them to MLflow.")
     _app_arg(p)
     sub.add_parser("report", help="write reports/report.md from every application's metrics and pictures",
-                   description="Collect metrics/*.json and plots/*/ into reports/report.md.")
+                   description="Collect every application's metrics (metrics/*.json), per-class tables and "
+                               "pictures (plots/APP/) into one Markdown page, reports/report.md, with each "
+                               "quality bar its issue names next to the measured value. The last stage of dvc.yaml.")
 
     p = sub.add_parser("predict", help="run a trained model on your own inputs",
                        description="classify: print the top-3 classes with probabilities for each image file "

@@ -1,0 +1,37 @@
+"""Shared fixtures: the real project, copied small into tmp_path when a test runs stages."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    """A copy of the project's pipeline files (not data, models or MLflow store) in tmp_path."""
+    dest = tmp_path / "project"
+    dest.mkdir()
+    for name in ("dvc.yaml", "params.yaml", "conf", ".dvc", ".dvcignore", ".gitignore", "src"):
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("cache", "tmp", "__pycache__", "*.egg-info"))
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running the `cnnrnn` / `dvc` commands of this interpreter's venv, MLflow in tmp_path."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env.pop("DVC_EXP_NAME", None)
+    return env

@@ -1,0 +1,81 @@
+"""The whole classify pipeline through real DVC, at a tiny size, in a temporary copy of the project."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnrnn.config import compose, write_params
+
+TINY = ["classify.train.max_epochs=1", "classify.train.limit_train_batches=4", "classify.train.limit_val_batches=2",
+        "classify.model.channels=[8,16]", "classify.model.hidden=16"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+@pytest.fixture
+def tiny_repo(project_copy, cli_env) -> Path:
+    write_params(compose(TINY, project_copy), project_copy)
+    run(["git", "init", "-q"], project_copy, cli_env)
+    run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "add", "-A"], project_copy, cli_env)
+    run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "tiny"], project_copy, cli_env)
+    return project_copy
+
+
+def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_repo, cli_env):
+    run(["dvc", "repro"], tiny_repo, cli_env)
+    metrics = json.loads((tiny_repo / "metrics/classify.json").read_text())
+    assert {"test_accuracy", "test_macro_f1", "train_seconds", "n_test"} <= set(metrics)
+    assert metrics["n_test"] == 1000
+    for name in ("train_curves.csv", "confusion.csv", "per_class.csv", "confusion_matrix.png", "misclassified.png",
+                 "feature_maps.png"):
+        assert (tiny_repo / "plots/classify" / name).is_file(), name
+    assert "test_accuracy" in (tiny_repo / "reports/report.md").read_text()
+    shown = run(["dvc", "metrics", "show"], tiny_repo, cli_env).stdout
+    assert "test_accuracy" in shown
+
+    import mlflow
+
+    mlflow.set_tracking_uri(cli_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["classify"])
+    train = runs[runs["tags.cnnrnn.stage"] == "train"].iloc[0]
+    assert train["params.train.max_epochs"] == "1"
+    assert train["tags.data.checksum"].startswith("sha256:846f6cad")
+    assert len(train["tags.git_commit"]) == 40
+    assert "metrics.val_accuracy" in runs.columns and "metrics.test_accuracy" in runs.columns
+    assert (runs["tags.cnnrnn.stage"] == "evaluate").sum() == 1
+    history = mlflow.MlflowClient().get_metric_history(train["run_id"], "val_loss")
+    assert [m.step for m in history] == [1]
+
+    model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
+    out = model.predict(np.zeros((2, 28, 28), dtype=np.uint8))
+    assert list(out.columns)[:2] == ["label_1", "probability_1"] and len(out) == 2
+
+    # Nothing changed: a second repro runs no stage.
+    again = run(["dvc", "repro"], tiny_repo, cli_env).stdout
+    assert "Running stage" not in again
+
+
+def test_failed_stage_keeps_earlier_outputs_and_the_mlflow_store(tiny_repo, cli_env):
+    """A broken source fails the fetch with a clear message; the earlier raw data and MLflow runs survive."""
+    run(["dvc", "repro", "classify_evaluate"], tiny_repo, cli_env)
+    raw_before = sorted(p.name for p in (tiny_repo / "data/classify/raw").iterdir())
+    db = Path(cli_env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
+    db_size = db.stat().st_size
+    params = compose(TINY, tiny_repo)
+    params["classify"]["data"]["source"]["files"]["mnist_5k.csv.gz"] = "sha256:" + "0" * 64
+    write_params(params, tiny_repo)
+    done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "fetch", "classify"], cwd=tiny_repo, env=cli_env,
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "checksum mismatch" in done.stderr and "Traceback" not in done.stderr
+    assert sorted(p.name for p in (tiny_repo / "data/classify/raw").iterdir()) == raw_before
+    assert db.stat().st_size == db_size
