@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -194,7 +195,9 @@ def _stream(response, part: Path, mode: str, have: int, total: int | None, url: 
         while True:
             try:
                 block = response.read(CHUNK)
-            except (OSError, ValueError) as err:  # connection reset, IncompleteRead, timeout
+            except (OSError, ValueError, http.client.HTTPException) as err:  # reset, IncompleteRead, timeout
+                if isinstance(err, http.client.IncompleteRead):
+                    out.write(err.partial)  # keep what did arrive, so the resume asks only for the rest
                 out.flush()
                 raise UserError(f"download of {url} was interrupted after {out.tell()} bytes ({err}); "
                                 f"run the fetch again to resume") from err
@@ -214,6 +217,7 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
     nothing behind. Returns the extracted files.
     """
     target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".extract-", dir=target.parent))
     try:
         if zipfile.is_zipfile(archive):
@@ -222,7 +226,10 @@ def safe_extract(archive: Path, target: Path) -> list[Path]:
                     _check_member_name(info.filename, archive)
                     if (info.external_attr >> 16) & 0o170000 == 0o120000:
                         raise UserError(f"{archive}: member {info.filename!r} is a symbolic link; refusing to extract")
-                zf.extractall(staging)
+                try:
+                    zf.extractall(staging)
+                except (zipfile.BadZipFile, EOFError, OSError) as err:
+                    raise UserError(f"{archive} is corrupt or truncated ({err}); delete it and fetch again") from err
         else:
             try:
                 with tarfile.open(archive) as tf:

@@ -89,6 +89,7 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
         partials = list(staging.glob("*.part"))
         for p in partials:
             p.unlink()
+        shutil.rmtree(paths.raw.parent / ".partial", ignore_errors=True)
         _replace_dir(staging, paths.raw)
     except BaseException:
         # Keep partial downloads next to the old raw/ so the next fetch resumes them.

@@ -60,7 +60,8 @@ def make_trainer(train_cfg: dict[str, Any], model_dir: Path, callbacks: list[pl.
     """A Trainer from ``<app>.train``: CPU here, GPUs or several machines (DDP) by config."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
-    checkpoint = ModelCheckpoint(dirpath=model_dir / "checkpoints", save_last=True, save_top_k=0)
+    if overrides.get("enable_checkpointing", True):
+        callbacks = [ModelCheckpoint(dirpath=model_dir / "checkpoints", save_last=True, save_top_k=0), *callbacks]
     options = dict(
         max_epochs=train_cfg["max_epochs"],
         accelerator=train_cfg["accelerator"],
@@ -72,7 +73,7 @@ def make_trainer(train_cfg: dict[str, Any], model_dir: Path, callbacks: list[pl.
         limit_val_batches=train_cfg["limit_val_batches"],
         deterministic=train_cfg["deterministic"],
         gradient_clip_val=train_cfg["gradient_clip_val"],
-        callbacks=[checkpoint, *callbacks],
+        callbacks=callbacks,
         logger=False,
         default_root_dir=str(model_dir),
         enable_model_summary=False,
