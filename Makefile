@@ -31,7 +31,7 @@ test-slow: setup
 
 bench: setup
 	cnnrnn bench speed classify --output benchmarks/results/classify_speed.json
-	cnnrnn bench quality classify classify/data=fashion_mnist classify.data.source.kind=directory \
+	cnnrnn bench quality classify classify/data=fashion_mnist classify.data.source.kind=directory classify.train.augmentation.horizontal_flip=true \
 		--output benchmarks/results/classify_fashion_mnist.json
 
 clean-venv:
