@@ -2,6 +2,9 @@
 #   make repro   set up .venv (torch 2.13.0 CPU first, then cnnrnn) and run the whole DVC pipeline
 #   make test    set up .venv and run the test suite (what .ci/run does)
 PYTHON ?= python3
+# Elsewhere than these machines (which keep the CPU wheel on disk), e.g.
+# make repro TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu  avoids a multi-GB CUDA build.
+TORCH_INDEX_URL ?=
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The pipeline's stage commands (cnnrnn, dvc) come from the virtual environment.
@@ -15,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	# torch first: 2.13.0 is the CPU build on this machine's disk; a bare `torch` would pull a multi-GB CUDA build.
-	$(BIN)/python -m pip install torch==2.13.0
+	$(BIN)/python -m pip install torch==2.13.0 $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL))
 	$(BIN)/python -m pip install -e '.[test]'
 	touch $@
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cnnrnn.classify.datamodule import random_shift
-from cnnrnn.classify.evaluate import per_class_table
+from cnnrnn.classify.evaluate import confusion_matrix, per_class_table
 from cnnrnn.config import compose
 from cnnrnn.fetching import fetch_source
 
@@ -49,7 +49,7 @@ def model_dir(tmp_path_factory, params, prepared) -> Path:
     pl.Trainer(max_epochs=1, limit_train_batches=20, limit_val_batches=2, logger=False, enable_checkpointing=False,
                enable_progress_bar=False, enable_model_summary=False).fit(module, datamodule=dm)
     out = tmp_path_factory.mktemp("model")
-    save_model(module, out, dm)
+    save_model(module, out, dm, params)
     return out
 
 
@@ -85,7 +85,7 @@ def test_fast_dev_run(params, prepared):
 
 
 def test_per_class_table_by_hand():
-    table = per_class_table(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), ["a", "b"])
+    table = per_class_table(confusion_matrix(np.array([0, 0, 1, 1]), np.array([0, 1, 1, 1]), 2), ["a", "b"])
     assert table["precision"].tolist() == [1.0, 2 / 3]
     assert table["recall"].tolist() == [0.5, 1.0]
     assert table["support"].tolist() == [2, 2]
@@ -138,3 +138,23 @@ def test_help_explains_every_command():
     for args in ([], ["fetch"], ["prepare"], ["train"], ["evaluate"], ["predict"], ["compose"], ["bench"], ["report"]):
         done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", *args, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and len(done.stdout) > 200, args
+
+
+def test_same_seed_same_weights(params, prepared, tmp_path):
+    """Reproducibility: the same params and seed train to bit-identical weights (same machine and threads)."""
+    import pytorch_lightning as pl
+
+    from cnnrnn.classify.model import make_datamodule, make_module
+    from cnnrnn.training import make_trainer
+
+    def train_once(tmp: Path) -> dict:
+        pl.seed_everything(params["seed"], workers=True, verbose=False)
+        dm = make_datamodule(params, prepared)
+        dm.setup("fit")
+        module = make_module(params, dm)
+        cfg = {**params["train"], "max_epochs": 1, "limit_train_batches": 5, "limit_val_batches": 1}
+        make_trainer(cfg, tmp, [], enable_progress_bar=False, enable_checkpointing=False).fit(module, datamodule=dm)
+        return module.network.state_dict()
+
+    first, second = train_once(tmp_path / "a"), train_once(tmp_path / "b")
+    assert all(torch.equal(first[k], second[k]) for k in first)

@@ -34,3 +34,10 @@ def test_stage_out_of_order_says_what_to_run_first(project_copy, cli_env):
     done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "train", "classify"], cwd=project_copy, env=cli_env,
                           capture_output=True, text=True)
     assert done.returncode == 1 and "cnnrnn prepare classify" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_runs_of_temporary_dvc_experiments_go_to_the_real_project(tmp_path):
+    from cnnrnn.tracking import store_root
+
+    assert store_root(tmp_path / "proj/.dvc/tmp/exps/tmpabc123") == (tmp_path / "proj").resolve()
+    assert store_root(tmp_path / "proj") == tmp_path / "proj"

@@ -24,6 +24,13 @@ Usually you run the whole pipeline with DVC, which calls these stage commands:
 Applications: """ + ", ".join(APPLICATIONS) + " (implemented: " + ", ".join(IMPLEMENTED) + ")"
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
 def _app_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("app", choices=IMPLEMENTED, metavar="APP", help=f"application: {', '.join(IMPLEMENTED)}")
 
@@ -63,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     _app_arg(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classify)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
-    p.add_argument("--top", type=int, default=3, help="how many classes to print (default 3)")
+    p.add_argument("--top", type=_positive_int, default=None,
+                   help="how many classes to print (default: predict.top_k of the model's config, 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
     p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",

@@ -9,7 +9,6 @@ reported against the exact file that defines the valid ones.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +55,8 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
     if app not in params:
         raise UserError(f"params.yaml has no section '{app}'; add '{app}/...' defaults to conf/config.yaml and run `cnnrnn compose`")
     section = params[app]
+    if not isinstance(section, dict):
+        raise UserError(f"params.yaml: '{app}' must be a mapping of groups; rewrite it with `cnnrnn compose`")
     group_dir = root / CONF_DIR / app
     for group in sorted(p.name for p in group_dir.iterdir() if p.is_dir()) if group_dir.is_dir() else []:
         if group not in section:
@@ -116,10 +117,7 @@ def compose(overrides: list[str] | None = None, root: Path | None = None) -> dic
 
 def write_params(params: dict[str, Any], root: Path | None = None) -> Path:
     """Write ``params.yaml`` the way DVC does (key order kept), atomically."""
+    from cnnrnn.atomic import write_text_atomically
+
     root = root or project_root()
-    path = root / PARAMS_FILE
-    tmp = path.with_suffix(".yaml.tmp")
-    with tmp.open("w") as f:
-        yaml.safe_dump(params, f, sort_keys=False)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomically(root / PARAMS_FILE, yaml.safe_dump(params, sort_keys=False))

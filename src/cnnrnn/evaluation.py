@@ -11,19 +11,12 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
-from pathlib import Path
+import sys
 from typing import Any
 
 from cnnrnn import tracking
+from cnnrnn.atomic import write_json_atomically
 from cnnrnn.stages import AppPaths
-
-
-def write_json_atomically(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, path)
 
 
 def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
@@ -38,7 +31,7 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
                    "train_samples_per_second": summary.get("samples_per_second")}
         write_json_atomically(paths.metrics, metrics)
         if mlflow is not None:
-            numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None}
+            numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
             mlflow.log_metrics(numbers)
             for f in files:
                 mlflow.log_artifact(str(f), artifact_path="evaluation")
@@ -49,6 +42,7 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
                     for key, value in numbers.items():
                         if key.startswith(("test_", "n_test")):
                             client.log_metric(train_run_id, key, value)
-                except Exception:  # the training run may live in another store (MLFLOW_TRACKING_URI changed)
-                    pass
+                except Exception as err:  # the training run may live in another store (MLFLOW_TRACKING_URI changed)
+                    print(f"cnnrnn: warning: test metrics not added to training run {train_run_id} ({err})",
+                          file=sys.stderr)
     return metrics

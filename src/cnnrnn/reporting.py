@@ -1,23 +1,36 @@
 """The ``report`` stage: every application's metrics and pictures on one Markdown page.
 
-Reads ``metrics/*.json`` and lists ``plots/<app>/*.png``; writes ``reports/report.md``.
+Reads ``metrics/*.json``, the quality bars of ``<app>.evaluate.quality_bars`` in
+``params.yaml``, and lists ``plots/<app>/*.png``; writes ``reports/report.md``.
 No Lightning, no MLflow: it runs in a second.
 """
 
 from __future__ import annotations
 
 import json
+import operator
 from pathlib import Path
 
 from cnnrnn import APPLICATIONS
+from cnnrnn.atomic import write_text_atomically
+from cnnrnn.config import load_params
+from cnnrnn.errors import UserError
 
-QUALITY_BARS = {  # the bar each application's issue names, shown next to the measured value
-    "classify": {"test_accuracy": (">=", 0.985)},
-}
+COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
+
+
+def meets_bar(value: float, bar: str) -> bool:
+    """``bar`` is written like ``">= 0.985"``."""
+    sign, _, number = bar.partition(" ")
+    if sign not in COMPARISONS:
+        raise UserError(f"quality bar {bar!r} must look like '>= 0.985' (one of {', '.join(COMPARISONS)}, a space, a number)")
+    return COMPARISONS[sign](value, float(number))
 
 
 def write_report(root: Path) -> Path:
     import pandas as pd
+
+    params = load_params(root)
 
     lines = ["# cnnrnn report", "", "Measured by `dvc repro` on held-out data; regenerate with `dvc repro report`.", ""]
     for app in APPLICATIONS:
@@ -26,12 +39,10 @@ def write_report(root: Path) -> Path:
             continue
         metrics = json.loads(path.read_text())
         lines += [f"## {app}", "", "| metric | value | bar |", "|---|---|---|"]
+        bars = params.get(app, {}).get("evaluate", {}).get("quality_bars", {})
         for key, value in metrics.items():
-            bar = QUALITY_BARS.get(app, {}).get(key)
-            verdict = ""
-            if bar:
-                ok = value >= bar[1] if bar[0] == ">=" else value <= bar[1]
-                verdict = f"{bar[0]} {bar[1]} {'✅' if ok else '❌'}"
+            bar = bars.get(key)
+            verdict = f"{bar} {'✅' if meets_bar(value, bar) else '❌'}" if bar else ""
             lines.append(f"| {key} | {value} | {verdict} |")
         lines.append("")
         per_class = root / "plots" / app / "per_class.csv"
@@ -42,7 +53,4 @@ def write_report(root: Path) -> Path:
             lines.append("")
         for picture in sorted((root / "plots" / app).glob("*.png")):
             lines += [f"![{picture.stem}](../plots/{app}/{picture.name})", ""]
-    out = root / "reports" / "report.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text("\n".join(lines))
-    return out
+    return write_text_atomically(root / "reports" / "report.md", "\n".join(lines))

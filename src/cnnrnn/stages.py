@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnrnn import IMPLEMENTED
+from cnnrnn.atomic import replace_dir
 from cnnrnn.config import app_params, project_root
 from cnnrnn.errors import UserError
 
@@ -56,16 +57,12 @@ def _check_app(app: str) -> None:
         raise UserError(f"unknown or not yet implemented application {app!r}; choose one of: {', '.join(IMPLEMENTED)}")
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Put a finished ``staging`` directory in place of ``target`` (the old one survives any failure before this)."""
-    if target.exists():
-        old = target.with_name(target.name + ".old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(staging, target)
+def default_data_option(app: str, root: Path) -> str:
+    """The ``<app>/data`` option conf/config.yaml chooses by default (the offline, embedded data)."""
+    import yaml
+
+    defaults = (yaml.safe_load((root / "conf" / "config.yaml").read_text()) or {}).get("defaults", [])
+    return next((d[f"{app}/data"] for d in defaults if isinstance(d, dict) and f"{app}/data" in d), "?")
 
 
 def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
@@ -76,21 +73,23 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
     paths.raw.parent.mkdir(parents=True, exist_ok=True)
-    # Reuse verified files already in raw/ (and any .part to resume), but only swap in a complete set.
+    source = params["data"]["source"]
+    # Reuse verified files of this source already in raw/ (and any .part to resume); swap in only a complete set.
     staging = Path(tempfile.mkdtemp(prefix=".raw-", dir=paths.raw.parent))
     try:
-        if paths.raw.is_dir():
-            for f in paths.raw.iterdir():
-                if f.is_file():
-                    shutil.copy2(f, staging / f.name)
+        for name in source.get("files") or {}:
+            if (paths.raw / name).is_file():
+                shutil.copy2(paths.raw / name, staging / name)
         for part in (paths.raw.parent / ".partial").glob("*.part"):
             os.replace(part, staging / part.name)
-        record = fetch_source(params["data"]["source"], staging)
+        hint = (f"use the embedded default data (`-S '{app}/data={default_data_option(app, paths.root)}'`) "
+                f"or a local directory source (`-S '{app}.data.source.kind=directory'`)")
+        record = fetch_source(source, staging, offline_hint=hint)
         partials = list(staging.glob("*.part"))
         for p in partials:
             p.unlink()
         shutil.rmtree(paths.raw.parent / ".partial", ignore_errors=True)
-        _replace_dir(staging, paths.raw)
+        replace_dir(staging, paths.raw)
     except BaseException:
         # Keep partial downloads next to the old raw/ so the next fetch resumes them.
         for part in staging.glob("*.part"):
@@ -112,7 +111,7 @@ def prepare(app: str, root: Path | None = None) -> dict[str, Any]:
     staging = Path(tempfile.mkdtemp(prefix=".prepared-", dir=paths.prepared.parent))
     try:
         info = importlib.import_module(f"cnnrnn.{app}.data").prepare(params, paths.raw, staging)
-        _replace_dir(staging, paths.prepared)
+        replace_dir(staging, paths.prepared)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return info

@@ -18,14 +18,28 @@ from typing import Any, Iterator
 from cnnrnn.errors import UserError
 
 
+def store_root(root: Path) -> Path:
+    """The project whose ``mlflow.db`` records a run.
+
+    ``dvc exp run --temp`` / ``--queue`` run stages in a throw-away copy under
+    ``<project>/.dvc/tmp/exps/``; their runs belong to the real project, not to the copy.
+    """
+    parts = root.resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i:i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root
+
+
 def tracking_uri(root: Path) -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{root / 'mlflow.db'}"
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{store_root(root) / 'mlflow.db'}"
 
 
 def is_rank_zero() -> bool:
     """True in the one process that should log (always, unless launched for distributed training)."""
-    if "RANK" in os.environ:
-        return int(os.environ["RANK"]) == 0
+    for variable in ("RANK", "SLURM_PROCID", "PMI_RANK", "OMPI_COMM_WORLD_RANK"):
+        if variable in os.environ:
+            return int(os.environ[variable]) == 0
     return int(os.environ.get("LOCAL_RANK", 0)) == 0 and int(os.environ.get("NODE_RANK", 0)) == 0
 
 
@@ -60,13 +74,17 @@ def _configure(root: Path, app: str):
     import mlflow
 
     uri = tracking_uri(root)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one bar per tiny file is noise
     if uri.startswith("file:") or (":" not in uri.split("/")[0] and not uri.startswith("sqlite")):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     mlflow.set_tracking_uri(uri)
     try:
         experiment = mlflow.get_experiment_by_name(app)
         if experiment is None:
-            mlflow.create_experiment(app, artifact_location=(root / "mlruns" / app).as_uri())
+            # A local store keeps its artifacts beside it; a tracking server chooses its own location.
+            local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
+            location = (store_root(root) / "mlruns" / app).as_uri() if local else None
+            mlflow.create_experiment(app, artifact_location=location)
         mlflow.set_experiment(app)
     except Exception as err:  # MLflow raises many types for an unusable store; all mean the same to a user
         raise UserError(f"MLflow tracking store {uri} is unusable ({type(err).__name__}: {str(err).splitlines()[0]}); "

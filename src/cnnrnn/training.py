@@ -1,7 +1,7 @@
 """The generic ``train`` stage: Lightning fits an application's module, MLflow records it.
 
 Each application's ``model`` module provides ``make_datamodule(params, prepared)``,
-``make_module(params, datamodule)`` and ``save_model(module, model_dir, datamodule)``; the trainer,
+``make_module(params, datamodule)`` and ``save_model(module, model_dir, datamodule, params)``; the trainer,
 checkpoints, seeding, per-epoch curves and MLflow logging are the same for all of them.
 """
 
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import io
 import json
 import time
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytorch_lightning as pl
 import torch
 
 from cnnrnn import tracking
+from cnnrnn.atomic import write_json_atomically, write_text_atomically
 from cnnrnn.stages import AppPaths
 
 
@@ -46,12 +48,12 @@ class EpochCurves(pl.Callback):
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
         row["samples_per_second"] = round(self.samples * trainer.world_size / max(seconds, 1e-9), 1)
         self.rows.append(row)
-        self.csv_path.parent.mkdir(parents=True, exist_ok=True)
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
-        with self.csv_path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
+        text = io.StringIO()
+        writer = csv.DictWriter(text, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        write_text_atomically(self.csv_path, text.getvalue())
         if self.mlflow is not None:
             self.mlflow.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=row["epoch"])
 
@@ -89,7 +91,6 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
 
     parts = importlib.import_module(f"cnnrnn.{app}.model")
     train_cfg = params["train"]
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     pl.seed_everything(params["seed"], workers=True, verbose=False)
     datamodule = parts.make_datamodule(params, paths.prepared)
     datamodule.setup("fit")
@@ -104,13 +105,13 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
         train_seconds = time.perf_counter() - start
         if not trainer.is_global_zero:
             return {}
-        model_path = parts.save_model(module, paths.model_dir, datamodule)
+        model_path = parts.save_model(module, paths.model_dir, datamodule, params)
         last = curves.rows[-1] if curves.rows else {}
         summary = {"train_seconds": round(train_seconds, 2), "epochs": trainer.current_epoch,
                    "samples_per_second": last.get("samples_per_second"),
                    "final_val_loss": last.get("val_loss"), "final_val_accuracy": last.get("val_accuracy"),
                    "run_id": mlflow.active_run().info.run_id if mlflow else None, "model": str(model_path.relative_to(paths.root))}
-        (paths.model_dir / "train_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        write_json_atomically(paths.model_dir / "train_summary.json", summary)
         if mlflow is not None:
             mlflow.log_metric("train_seconds", summary["train_seconds"])
             mlflow.log_artifact(str(paths.plots / "train_curves.csv"))

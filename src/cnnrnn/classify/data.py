@@ -9,10 +9,10 @@ The training loop never decodes an image file.
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import struct
 import tarfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ def read_mnist5k_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with gzip.open(path, "rt") as f:
             table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zlib.error) as err:
         raise UserError(f"{path} is not a gzip CSV of 785 integer columns ({err}); delete data/classify/raw and fetch again") from err
     if table.ndim != 2 or table.shape[1] != 785:
         raise UserError(f"{path}: expected 785 columns (784 pixels + label), found shape {table.shape}")
@@ -42,11 +42,13 @@ def read_idx(path: Path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as err:
+    except (OSError, EOFError, zlib.error) as err:
         raise UserError(f"{path} is corrupt ({err}); delete data/classify/raw and fetch again") from err
     if len(data) < 4 or data[:2] != b"\x00\x00" or data[2] != 0x08:
         raise UserError(f"{path} is not an unsigned-byte IDX file (magic {data[:4].hex()})")
     ndim = data[3]
+    if len(data) < 4 + 4 * ndim:
+        raise UserError(f"{path}: the IDX header is cut off; the file is truncated")
     dims = struct.unpack(f">{ndim}I", data[4:4 + 4 * ndim])
     body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
     if body.size != int(np.prod(dims)):
@@ -83,7 +85,7 @@ def read_cifar10_binary(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray
                 if len(raw) % CIFAR_RECORD:
                     raise UserError(f"{archive}: {member.name} is {len(raw)} bytes, not a multiple of {CIFAR_RECORD}")
                 parts[split].append(np.frombuffer(raw, dtype=np.uint8).reshape(-1, CIFAR_RECORD))
-    except (tarfile.TarError, EOFError, OSError) as err:
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
         raise UserError(f"{archive} is corrupt or truncated ({err}); delete data/classify/raw and fetch again") from err
     out = {}
     for split, records in parts.items():
@@ -110,6 +112,9 @@ def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np
 def load_splits(data_cfg: dict[str, Any], raw: Path, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Decode the raw files named by ``data_cfg['format']`` and split them into train/val/test."""
     fmt = data_cfg["format"]
+    for key in ("val_fraction",) + (("test_fraction",) if fmt == "mnist5k_csv" else ()):
+        if not isinstance(data_cfg[key], (int, float)) or not 0 < data_cfg[key] < 1:
+            raise UserError(f"classify.data.{key} must be a number between 0 and 1, not {data_cfg[key]!r}")
     if fmt == "mnist5k_csv":
         images, labels = read_mnist5k_csv(raw / next(iter(data_cfg["source"]["files"])))
         pool_idx, test_idx = stratified_split(labels, data_cfg["test_fraction"], seed)
@@ -141,9 +146,7 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
         images, labels = splits[split]
         if labels.size and (labels.min() < 0 or labels.max() >= len(classes)):
             raise UserError(f"{split} labels run from {labels.min()} to {labels.max()}, but classify.data.classes has {len(classes)} names")
-        buffer = io.BytesIO()
-        torch.save({"images": torch.from_numpy(images), "labels": torch.from_numpy(labels)}, buffer)
-        (out / f"{split}.pt").write_bytes(buffer.getvalue())
+        torch.save({"images": torch.from_numpy(images), "labels": torch.from_numpy(labels)}, out / f"{split}.pt")
         counts = np.bincount(labels, minlength=len(classes))
         rows += [{"split": split, "class_index": i, "class_name": name, "count": int(counts[i])} for i, name in enumerate(classes)]
     pd.DataFrame(rows).to_csv(out / "manifest.csv", index=False)

@@ -19,11 +19,16 @@ from cnnrnn.classify.predict import load
 from cnnrnn.stages import AppPaths
 
 
-def per_class_table(actual: np.ndarray, predicted: np.ndarray, classes: list[str]) -> pd.DataFrame:
+def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:
+    """Counts (n_classes, n_classes): row = actual class, column = predicted class."""
+    confusion = np.zeros((n_classes, n_classes), dtype=np.int64)
+    np.add.at(confusion, (actual, predicted), 1)
+    return confusion
+
+
+def per_class_table(confusion: np.ndarray, classes: list[str]) -> pd.DataFrame:
     """Precision, recall, F1 and support per class (classes never predicted get precision 0)."""
     n = len(classes)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (actual, predicted), 1)
     true_pos = np.diag(confusion).astype(float)
     predicted_count, support = confusion.sum(0), confusion.sum(1)
     precision = np.divide(true_pos, predicted_count, out=np.zeros(n), where=predicted_count > 0)
@@ -42,17 +47,18 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     predicted = probs.argmax(1).numpy()
     actual = labels.numpy()
     classes = model.classes
-    table = per_class_table(actual, predicted, classes)
+    confusion = confusion_matrix(actual, predicted, len(classes))
+    table = per_class_table(confusion, classes)
+    cfg = params["evaluate"]
     out = paths.plots
     table.round(4).to_csv(out / "per_class.csv", index=False)
     pd.DataFrame({"actual": [classes[i] for i in actual], "predicted": [classes[i] for i in predicted]}).to_csv(
         out / "confusion.csv", index=False)
     files = [out / "per_class.csv", out / "confusion.csv",
-             draw_confusion_matrix(actual, predicted, classes, out / "confusion_matrix.png"),
-             draw_misclassified(images, actual, predicted, probs, classes, params["evaluate"]["misclassified_shown"],
-                                out / "misclassified.png"),
-             draw_feature_maps(model, images[0:1].float() / 255, params["evaluate"]["feature_maps_shown"],
-                               out / "feature_maps.png")]
+             draw_confusion_matrix(confusion, classes, out / "confusion_matrix.png"),
+             draw_misclassified(images, actual, predicted, probs, classes, cfg["misclassified_shown"],
+                                cfg["grid_columns"], out / "misclassified.png"),
+             draw_feature_maps(model, images[0:1].float() / 255, cfg["feature_maps_shown"], out / "feature_maps.png")]
     nll = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), labels))
     metrics = {"test_accuracy": round(float((predicted == actual).mean()), 4),
                "test_macro_f1": round(float(table["f1"].mean()), 4),
@@ -73,10 +79,8 @@ def _show(ax, image: torch.Tensor) -> None:
     ax.set_axis_off()
 
 
-def draw_confusion_matrix(actual: np.ndarray, predicted: np.ndarray, classes: list[str], path: Path) -> Path:
+def draw_confusion_matrix(matrix: np.ndarray, classes: list[str], path: Path) -> Path:
     n = len(classes)
-    matrix = np.zeros((n, n), dtype=np.int64)
-    np.add.at(matrix, (actual, predicted), 1)
     fig = _figure(1.0 + 0.55 * n, 0.8 + 0.5 * n)
     ax = fig.add_subplot()
     ax.imshow(matrix, cmap="Blues")
@@ -89,24 +93,22 @@ def draw_confusion_matrix(actual: np.ndarray, predicted: np.ndarray, classes: li
     ax.set_yticks(range(n), classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
-    ax.set_title(f"test confusion matrix ({len(actual)} images)")
+    ax.set_title(f"test confusion matrix ({int(matrix.sum())} images)")
     fig.savefig(path)
     return path
 
 
 def draw_misclassified(images: torch.Tensor, actual: np.ndarray, predicted: np.ndarray, probs: torch.Tensor,
-                       classes: list[str], shown: int, path: Path) -> Path:
+                       classes: list[str], shown: int, cols: int, path: Path) -> Path:
     wrong = np.flatnonzero(actual != predicted)[:shown]
-    cols = 6
     rows = max(1, -(-len(wrong) // cols))
     fig = _figure(cols * 1.5, rows * 1.7)
-    if not len(wrong):
-        fig.suptitle("no misclassified test images")
     for k, i in enumerate(wrong):
         ax = fig.add_subplot(rows, cols, k + 1)
         _show(ax, images[i])
         ax.set_title(f"{classes[actual[i]]} → {classes[predicted[i]]}\n{float(probs[i, predicted[i]]):.2f}", fontsize=8)
-    fig.suptitle(f"misclassified test images (actual → predicted, probability): {int((actual != predicted).sum())} in all")
+    fig.suptitle(f"misclassified test images (actual → predicted, probability): {int((actual != predicted).sum())} in all"
+                 if len(wrong) else "no misclassified test images")
     fig.savefig(path)
     return path
 

@@ -6,6 +6,7 @@ application's ``model`` module provides (see :mod:`cnnrnn.training`).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from cnnrnn.atomic import write_bytes_atomically
 from cnnrnn.classify.datamodule import ImageDataModule, channel_stats, load_split
 from cnnrnn.classify.network import build_network
 
@@ -38,14 +40,15 @@ class ImageClassifier(pl.LightningModule):
     def training_step(self, batch, batch_idx):
         images, labels = batch
         loss = F.cross_entropy(self(images), labels, label_smoothing=self.train_cfg["label_smoothing"])
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
         return loss
 
     def validation_step(self, batch, batch_idx):
         images, labels = batch
         logits = self(images)
-        self.log("val_loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True)
-        self.log("val_accuracy", (logits.argmax(1) == labels).float().mean(), on_epoch=True, prog_bar=True)
+        self.log("val_loss", F.cross_entropy(logits, labels), on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val_accuracy", (logits.argmax(1) == labels).float().mean(), on_epoch=True, prog_bar=True,
+                 sync_dist=True)
 
     def configure_optimizers(self):
         cfg = self.train_cfg
@@ -68,18 +71,19 @@ def make_module(params: dict[str, Any], datamodule: ImageDataModule) -> ImageCla
     return ImageClassifier(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
 
 
-def input_style(images: torch.Tensor) -> tuple[bool, float]:
+def input_style(images: torch.Tensor, predict_cfg: dict) -> tuple[bool, float]:
     """How training images look, so prediction can bring any picture to the same style.
 
-    Returns (light_on_dark, content_fraction): whether the border is dark (MNIST style) and
-    the median share of the frame that the non-background part spans (about 0.7 for MNIST).
+    ``images``: uint8 (N, C, H, W). Returns (light_on_dark, content_fraction): whether the
+    border is dark (MNIST style) and the median share of the frame that the object spans
+    (about 0.7 for MNIST digits, which sit in a 20x20 box of a 28x28 frame).
     """
     x = images.float() / 255  # (N, C, H, W)
     border = torch.cat([x[..., 0, :], x[..., -1, :], x[..., :, 0], x[..., :, -1]], dim=-1).mean()
-    light_on_dark = bool(border < 0.25)
+    light_on_dark = bool(border < predict_cfg["dark_border_below"])
     if not light_on_dark:
         return False, 1.0
-    mask = x.amax(1) > 0.2  # (N, H, W)
+    mask = x.amax(1) > predict_cfg["ink_threshold"]  # (N, H, W)
     rows, cols = mask.any(2), mask.any(1)
 
     def extent(m: torch.Tensor) -> torch.Tensor:
@@ -92,13 +96,18 @@ def input_style(images: torch.Tensor) -> tuple[bool, float]:
     return True, round(float(span.median()), 3)
 
 
-def save_model(module: ImageClassifier, model_dir: Path, datamodule: ImageDataModule) -> Path:
-    """Write ``model.pt``: the plain network's weights and what it takes to rebuild it (no Lightning needed)."""
-    path = model_dir / "model.pt"
+def save_model(module: ImageClassifier, model_dir: Path, datamodule: ImageDataModule, params: dict[str, Any]) -> Path:
+    """Write ``model.pt``: the plain network's weights and what it takes to rebuild it and feed it.
+
+    Only tensors and plain values, so it loads with ``torch.load(weights_only=True)`` and without Lightning.
+    """
     hp = module.hparams
-    light_on_dark, content_fraction = input_style(datamodule.datasets["train"].tensors[0])
-    torch.save({"app": "classify", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
-                "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
-                "light_on_dark": light_on_dark, "content_fraction": content_fraction,
-                "state_dict": module.network.state_dict()}, path)
-    return path
+    predict_cfg = params["predict"]
+    light_on_dark, content_fraction = input_style(datamodule.datasets["train"].tensors[0], predict_cfg)
+    saved = {"app": "classify", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
+             "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
+             "predict": {**predict_cfg, "light_on_dark": light_on_dark, "content_fraction": content_fraction},
+             "state_dict": module.network.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    return write_bytes_atomically(model_dir / "model.pt", buffer.getvalue())

@@ -64,9 +64,25 @@ class ConvNet(nn.Module):
         return maps
 
 
+def feature_size(model_cfg: dict, image_size: int) -> int:
+    """Height (= width) of the last block's feature map for square inputs of ``image_size``."""
+    size, pad, k = image_size, model_cfg["kernel_size"] // 2, model_cfg["kernel_size"]
+    for _ in model_cfg["channels"]:
+        for i in range(model_cfg["convs_per_block"]):
+            size = (size + 2 * pad - k) // (model_cfg["stride"] if i == 0 else 1) + 1
+        size //= model_cfg["pool"]
+    return size
+
+
 def build_network(model_cfg: dict, in_channels: int, num_classes: int, image_size: int,
                   mean: list[float] | None = None, std: list[float] | None = None) -> ConvNet:
     """A :class:`ConvNet` from ``classify.model`` of the config."""
+    from cnnrnn.errors import UserError
+
+    if feature_size(model_cfg, image_size) < 1:
+        raise UserError(f"classify.model: {len(model_cfg['channels'])} blocks with stride {model_cfg['stride']} and "
+                        f"pool {model_cfg['pool']} shrink {image_size}x{image_size} images to nothing; use fewer "
+                        f"channels entries, stride 1 or a smaller pool")
     return ConvNet(in_channels, num_classes, image_size, list(model_cfg["channels"]), model_cfg["convs_per_block"],
                    model_cfg["kernel_size"], model_cfg["stride"], model_cfg["pool"], model_cfg["hidden"],
                    model_cfg["dropout"], model_cfg["batch_norm"], mean, std)

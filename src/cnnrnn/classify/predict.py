@@ -21,14 +21,18 @@ class LoadedClassifier:
     def __init__(self, path: Path):
         if not Path(path).is_file():
             raise UserError(f"no trained model at {path}; run `dvc repro classify_train` first")
-        saved = torch.load(path, map_location="cpu", weights_only=False)
-        channels, height, _ = saved["image_shape"]
-        self.classes: list[str] = saved["classes"]
-        self.image_shape: list[int] = saved["image_shape"]
-        self.light_on_dark: bool = saved.get("light_on_dark", False)
-        self.content_fraction: float = saved.get("content_fraction", 1.0)
-        self.network = build_network(saved["model_cfg"], channels, len(self.classes), height, saved["mean"], saved["std"])
-        self.network.load_state_dict(saved["state_dict"])
+        try:
+            # weights_only: a model file never runs code when loaded.
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            channels, height, _ = saved["image_shape"]
+            self.classes: list[str] = saved["classes"]
+            self.image_shape: list[int] = saved["image_shape"]
+            self.style: dict = saved["predict"]
+            self.network = build_network(saved["model_cfg"], channels, len(self.classes), height, saved["mean"], saved["std"])
+            self.network.load_state_dict(saved["state_dict"])
+        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
+            raise UserError(f"{path} is not a cnnrnn classify model ({type(err).__name__}: {str(err)[:200]}); "
+                            f"retrain with `dvc repro classify_train`") from err
         self.network.eval()
 
     @torch.no_grad()
@@ -49,9 +53,12 @@ class LoadedClassifier:
             raise UserError(f"{path} is empty; pass an image file (PNG, JPEG, ...)")
         try:
             with Image.open(path) as img:
+                img.draft("RGB", (4 * self.image_shape[2], 4 * self.image_shape[1]))  # JPEG: decode small
                 img.load()
                 return self.pil_to_tensor(img)
-        except (UnidentifiedImageError, OSError, SyntaxError) as err:
+        except Image.DecompressionBombError as err:
+            raise UserError(f"{path} is too large to decode safely ({err}); downscale it first") from err
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
             raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__}); pass a PNG, JPEG, BMP, ... file") from err
 
     def pil_to_tensor(self, img) -> torch.Tensor:
@@ -59,21 +66,26 @@ class LoadedClassifier:
 
         channels, height, width = self.image_shape
         img = ImageOps.exif_transpose(img)
-        if img.mode in ("RGBA", "LA", "P"):  # transparent parts become white paper
+        if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):  # 16-bit / float: scale by the image's own range
+            values = np.asarray(img, dtype=np.float32)
+            span = float(values.max() - values.min()) or 1.0
+            img = Image.fromarray(((values - values.min()) / span * 255).astype(np.uint8), "L")
+        if img.mode in ("RGBA", "LA", "P", "PA"):  # transparent parts become white paper
             img = img.convert("RGBA")
             paper = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(paper, img)
         img = img.convert("L" if channels == 1 else "RGB")
         array = np.asarray(img, dtype=np.float32) / 255.0
-        if self.light_on_dark:
+        if self.style["light_on_dark"]:
             # Trained on light strokes on black (MNIST style): a dark-on-light photo is inverted,
-            # cropped to its content and scaled to the size digits had in training.
+            # stretched to the full range, cropped to the object and scaled to the size objects had in training.
             border = np.concatenate([array[0].ravel(), array[-1].ravel(), array[:, 0].ravel(), array[:, -1].ravel()])
             if border.mean() > 0.5:
-                array = 1.0 - array
-            array = np.clip((array - np.median(border if border.mean() <= 0.5 else 1.0 - border)) / 0.8, 0, 1)
-            array = _crop_to_content(array)
-        target = (int(round(height * self.content_fraction)), int(round(width * self.content_fraction)))
+                array, border = 1.0 - array, 1.0 - border
+            array = np.clip((array - np.median(border)) / max(float(array.max() - np.median(border)), 1e-6), 0, 1)
+            array = _crop_to_content(array, self.style["ink_threshold"])
+        fraction = self.style["content_fraction"]
+        target = (int(round(height * fraction)), int(round(width * fraction)))
         fitted = _fit(array, target, channels)
         canvas = np.zeros((height, width) if channels == 1 else (height, width, 3), dtype=np.float32)
         top, left = (height - fitted.shape[0]) // 2, (width - fitted.shape[1]) // 2
@@ -81,7 +93,9 @@ class LoadedClassifier:
         tensor = torch.from_numpy(canvas)
         return tensor[None] if channels == 1 else tensor.permute(2, 0, 1)
 
-    def top_k(self, paths: list[Path], k: int = 3) -> list[list[tuple[str, float]]]:
+    def top_k(self, paths: list[Path], k: int | None = None) -> list[list[tuple[str, float]]]:
+        """The ``k`` (default: ``predict.top_k`` of the config) most likely classes per image file."""
+        k = k or self.style["top_k"]
         batch = torch.stack([self.image_tensor(p) for p in paths])
         probs = self.probabilities(batch)
         top = probs.topk(min(k, probs.shape[1]), dim=1)
@@ -89,7 +103,7 @@ class LoadedClassifier:
                 for ps, idx in zip(top.values, top.indices)]
 
 
-def _crop_to_content(array: np.ndarray, threshold: float = 0.2) -> np.ndarray:
+def _crop_to_content(array: np.ndarray, threshold: float) -> np.ndarray:
     mask = array > threshold
     if not mask.any():
         return array
@@ -117,7 +131,7 @@ def predict_frame(model: LoadedClassifier, frame) -> Any:
 
     Input: a pandas DataFrame with a ``path`` column of image files, or a numpy array of
     images (N, H, W) / (N, H, W, C) / (N, C, H, W) in 0-255. Output: a DataFrame with the
-    top-3 ``label_1..3`` and ``probability_1..3``.
+    top-k (``predict.top_k``) ``label_1..k`` and ``probability_1..k``.
     """
     import pandas as pd
 
@@ -135,7 +149,7 @@ def predict_frame(model: LoadedClassifier, frame) -> Any:
             array = array[..., 0]
         batch = torch.stack([model.pil_to_tensor(Image.fromarray(a.astype(np.uint8))) for a in array])
     probs = model.probabilities(batch)
-    top = probs.topk(min(3, probs.shape[1]), dim=1)
+    top = probs.topk(min(model.style["top_k"], probs.shape[1]), dim=1)
     out = {}
     for rank in range(top.indices.shape[1]):
         out[f"label_{rank + 1}"] = [model.classes[i] for i in top.indices[:, rank].tolist()]
