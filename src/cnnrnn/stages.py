@@ -67,7 +67,7 @@ def default_data_option(app: str, root: Path) -> str:
 
 def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
     """Download / extract the raw files of ``<app>.data.source`` into ``data/<app>/raw``."""
-    from cnnrnn.fetching import fetch_source
+    from cnnrnn.fetching import fetch_sources, source_parts
 
     _check_app(app)
     paths = AppPaths(root or project_root(), app)
@@ -77,14 +77,14 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
     # Reuse verified files of this source already in raw/ (and any .part to resume); swap in only a complete set.
     staging = Path(tempfile.mkdtemp(prefix=".raw-", dir=paths.raw.parent))
     try:
-        for name in source.get("files") or {}:
+        for name in (n for part in source_parts(source).values() for n in part.get("files") or {}):
             if (paths.raw / name).is_file():
                 shutil.copy2(paths.raw / name, staging / name)
         for part in (paths.raw.parent / ".partial").glob("*.part"):
             os.replace(part, staging / part.name)
         hint = (f"use the embedded default data (`-S '{app}/data={default_data_option(app, paths.root)}'`) "
                 f"or a local directory source (`-S '{app}.data.source.kind=directory'`)")
-        record = fetch_source(source, staging, offline_hint=hint)
+        record = fetch_sources(source, staging, offline_hint=hint)
         partials = list(staging.glob("*.part"))
         for p in partials:
             p.unlink()

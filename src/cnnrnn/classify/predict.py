@@ -122,6 +122,16 @@ def _fit(array: np.ndarray, target: tuple[int, int], channels: int) -> np.ndarra
     return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
 
 
+def describe(model: LoadedClassifier, path: Path, top: int | None = None, as_json: bool = False) -> str:
+    """One line for ``cnnrnn predict classify``: the top classes of one image file."""
+    import json
+
+    (best,) = model.top_k([path], k=top)
+    if as_json:
+        return json.dumps({"input": str(path), "top": [{"class": c, "probability": round(p, 4)} for c, p in best]})
+    return f"{path}: " + ", ".join(f"{c} ({p:.3f})" for c, p in best)
+
+
 def load(model_dir: Path) -> LoadedClassifier:
     return LoadedClassifier(Path(model_dir) / "model.pt")
 

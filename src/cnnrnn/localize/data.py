@@ -1,0 +1,92 @@
+"""Prepare localize data: COCO format on disk (any COCO tool reads it), plus tensors for training.
+
+Output (``data/localize/prepared/``): ``instances_<split>.json`` + ``<split>/`` images (COCO),
+and ``<split>.pt`` with ``images`` (uint8, N x C x S x S, S = ``input_size``), ``boxes``
+(float, N x 4, COCO [x, y, w, h] in input pixels), ``labels`` (int64, N; 0-based) and
+``original_sizes`` (N x 2, width and height); ``info.json``.
+
+Formats: ``digit_scenes`` (the embedded default: one MNIST digit on a texture), ``coco``
+(a directory with ``instances_<split>.json`` and images; each image's largest box is its object).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cnnrnn.errors import UserError
+
+SPLITS = ("train", "val", "test")
+
+
+def largest_objects(coco: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    """image id -> its largest annotation (by box area), for images with at least one."""
+    best: dict[int, dict[str, Any]] = {}
+    for ann in coco["annotations"]:
+        current = best.get(ann["image_id"])
+        if current is None or ann["bbox"][2] * ann["bbox"][3] > current["bbox"][2] * current["bbox"][3]:
+            best[ann["image_id"]] = ann
+    return best
+
+
+def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, channels: int) -> dict[str, Any]:
+    """Decode every annotated image once, resized to (input_size, input_size); boxes scaled alike."""
+    import torch
+    from PIL import Image
+
+    objects = largest_objects(coco)
+    category_index = {c["id"]: i for i, c in enumerate(sorted(coco["categories"], key=lambda c: c["id"]))}
+    images, boxes, labels, sizes = [], [], [], []
+    for record in sorted(coco["images"], key=lambda r: r["id"]):
+        ann = objects.get(record["id"])
+        if ann is None:
+            continue
+        with Image.open(image_dir / record["file_name"]) as img:
+            img = img.convert("L" if channels == 1 else "RGB").resize((input_size, input_size), Image.Resampling.BILINEAR)
+            array = np.asarray(img, dtype=np.uint8)
+        images.append(array[None] if channels == 1 else array.transpose(2, 0, 1))
+        sx, sy = input_size / record["width"], input_size / record["height"]
+        x, y, w, h = ann["bbox"]
+        boxes.append([x * sx, y * sy, w * sx, h * sy])
+        labels.append(category_index[ann["category_id"]])
+        sizes.append([record["width"], record["height"]])
+    if not images:
+        raise UserError(f"{image_dir}: no annotated images to localize")
+    return {"images": torch.from_numpy(np.stack(images)), "boxes": torch.tensor(boxes, dtype=torch.float32),
+            "labels": torch.tensor(labels, dtype=torch.int64), "original_sizes": torch.tensor(sizes, dtype=torch.int64)}
+
+
+def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
+    import torch
+
+    from cnnrnn.coco import load_coco
+
+    data = params["data"]
+    if data["format"] == "digit_scenes":
+        from cnnrnn.digit_scenes import prepare_digit_scenes
+
+        prepare_digit_scenes(params, raw, out)
+        classes = list(data["classes"])
+    elif data["format"] == "coco":
+        for split in SPLITS:
+            shutil.copy2(raw / f"instances_{split}.json", out / f"instances_{split}.json")
+            shutil.copytree(raw / split, out / split)
+        classes = None
+    else:
+        raise UserError(f"unknown localize data format {data['format']!r}; use digit_scenes or coco")
+    sizes = {}
+    for split in SPLITS:
+        coco = load_coco(out / f"instances_{split}.json", out / split)
+        classes = classes or [c["name"] for c in sorted(coco["categories"], key=lambda c: c["id"])]
+        tensors = coco_to_tensors(coco, out / split, data["input_size"], data["channels"])
+        torch.save(tensors, out / f"{split}.pt")
+        sizes[split] = int(len(tensors["labels"]))
+    source = json.loads((raw / "source.json").read_text()) if (raw / "source.json").exists() else {}
+    info = {"dataset": data["name"], "classes": classes, "image_shape": [data["channels"], data["input_size"], data["input_size"]],
+            "sizes": sizes, "source": source}
+    (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info

@@ -1,0 +1,85 @@
+"""The localize ``LightningModule``: cross-entropy for the class, L1 (or GIoU + L1) for the box."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.classify.datamodule import channel_stats
+from cnnrnn.localize.datamodule import LocalizationDataModule
+from cnnrnn.localize.network import Localizer, iou_and_giou, xywh_to_cxcywh
+
+
+class ObjectLocalizer(pl.LightningModule):
+    """Batches (images (B, C, S, S) in [0, 1], boxes (B, 4) COCO pixels, labels (B,))."""
+
+    def __init__(self, model_cfg: dict, train_cfg: dict, classes: list[str], image_shape: list[int],
+                 mean: list[float], std: list[float]):
+        super().__init__()
+        self.save_hyperparameters()
+        channels, size, _ = image_shape
+        self.size = size
+        self.network = Localizer(model_cfg, channels, len(classes), size, mean, std)
+        self.train_cfg = train_cfg
+
+    def forward(self, images):
+        return self.network(images)
+
+    def _losses(self, batch):
+        images, boxes, labels = batch
+        logits, predicted = self(images)
+        target = xywh_to_cxcywh(boxes, self.size)
+        iou, giou = iou_and_giou(predicted, target)
+        class_loss = F.cross_entropy(logits, labels)
+        box_loss = F.l1_loss(predicted, target, reduction="none").sum(-1).mean()
+        if self.train_cfg["box_loss"] == "giou":
+            box_loss = box_loss + (1 - giou).mean()
+        loss = class_loss + self.train_cfg["box_weight"] * box_loss
+        accuracy = (logits.argmax(1) == labels).float().mean()
+        return loss, {"class_loss": class_loss, "box_loss": box_loss, "accuracy": accuracy, "iou": iou.mean()}
+
+    def training_step(self, batch, batch_idx):
+        loss, parts = self._losses(batch)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, sync_dist=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        loss, parts = self._losses(batch)
+        self.log("val_loss", loss, on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val_accuracy", parts["accuracy"], on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val_iou", parts["iou"], on_epoch=True, prog_bar=True, sync_dist=True)
+
+    def configure_optimizers(self):
+        cfg = self.train_cfg
+        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"],
+                                                       total_steps=int(self.trainer.estimated_stepping_batches),
+                                                       pct_start=cfg["warmup_fraction"])
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def make_datamodule(params: dict[str, Any], prepared: Path) -> LocalizationDataModule:
+    return LocalizationDataModule(prepared, params["train"]["batch_size"], params["train"]["num_workers"])
+
+
+def make_module(params: dict[str, Any], datamodule: LocalizationDataModule) -> ObjectLocalizer:
+    info = datamodule.info
+    mean, std = channel_stats(datamodule.datasets["train"].tensors[0])
+    return ObjectLocalizer(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
+
+
+def save_model(module: ObjectLocalizer, model_dir: Path, datamodule: LocalizationDataModule, params: dict[str, Any]) -> Path:
+    """Write ``model.pt`` (plain tensors and values; loads without Lightning, with weights_only)."""
+    hp = module.hparams
+    saved = {"app": "localize", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
+             "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
+             "predict": dict(params["predict"]), "state_dict": module.network.state_dict()}
+    buffer = io.BytesIO()
+    torch.save(saved, buffer)
+    return write_bytes_atomically(model_dir / "model.pt", buffer.getvalue())

@@ -1,0 +1,92 @@
+"""Localize the object in real image files: its class and its box in the file's own pixels.
+
+Needs only torch and Pillow (no Lightning, no MLflow).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnrnn.errors import UserError
+from cnnrnn.localize.network import Localizer, cxcywh_to_xywh
+
+
+class LoadedLocalizer:
+    def __init__(self, path: Path):
+        if not Path(path).is_file():
+            raise UserError(f"no trained model at {path}; run `dvc repro localize_train` first")
+        try:
+            saved = torch.load(path, map_location="cpu", weights_only=True)
+            self.classes: list[str] = saved["classes"]
+            self.image_shape: list[int] = saved["image_shape"]
+            channels, size, _ = self.image_shape
+            self.network = Localizer(saved["model_cfg"], channels, len(self.classes), size, saved["mean"], saved["std"])
+            self.network.load_state_dict(saved["state_dict"])
+        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
+            raise UserError(f"{path} is not a cnnrnn localize model ({type(err).__name__}); retrain with "
+                            f"`dvc repro localize_train`") from err
+        self.network.eval()
+
+    @torch.no_grad()
+    def localize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(B, C, S, S) floats in [0, 1] -> probabilities (B, K), best class (B,), boxes (B, 4) COCO in input pixels."""
+        logits, boxes = self.network(images)
+        probs = torch.softmax(logits, 1)
+        return probs, probs.argmax(1), cxcywh_to_xywh(boxes, self.image_shape[1])
+
+    def read_image(self, path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
+        """An image file -> ((C, S, S) tensor, (width, height) of the file)."""
+        from PIL import Image, UnidentifiedImageError
+
+        path = Path(path)
+        if not path.is_file() or path.stat().st_size == 0:
+            raise UserError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; pass an image file")
+        channels, size, _ = self.image_shape
+        try:
+            with Image.open(path) as img:
+                original = img.size
+                img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
+                array = np.asarray(img, dtype=np.float32) / 255.0
+        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+            raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__})") from err
+        tensor = torch.from_numpy(array)
+        return (tensor[None] if channels == 1 else tensor.permute(2, 0, 1)), original
+
+    def predict_files(self, paths: list[Path]) -> list[dict[str, Any]]:
+        results = []
+        for path in paths:
+            image, (width, height) = self.read_image(path)
+            probs, best, boxes = self.localize(image[None])
+            size = self.image_shape[1]
+            x, y, w, h = boxes[0].tolist()
+            sx, sy = width / size, height / size
+            results.append({"input": str(path), "class": self.classes[int(best[0])],
+                            "probability": round(float(probs[0, best[0]]), 4),
+                            "box": [round(x * sx, 1), round(y * sy, 1), round(w * sx, 1), round(h * sy, 1)]})
+        return results
+
+
+def describe(model: LoadedLocalizer, path: Path, top: int | None = None, as_json: bool = True) -> str:
+    """One JSON line for ``cnnrnn predict localize``: class, probability and box of one image file."""
+    import json
+
+    return json.dumps(model.predict_files([path])[0])
+
+
+def load(model_dir: Path) -> LoadedLocalizer:
+    return LoadedLocalizer(Path(model_dir) / "model.pt")
+
+
+def predict_frame(model: LoadedLocalizer, frame) -> Any:
+    """MLflow pyfunc: a DataFrame with a ``path`` column -> DataFrame of class, probability, x, y, w, h."""
+    import pandas as pd
+
+    if not isinstance(frame, pd.DataFrame) or "path" not in frame.columns:
+        raise UserError("localize model input: a DataFrame with a 'path' column of image files")
+    rows = model.predict_files([Path(p) for p in frame["path"]])
+    return pd.DataFrame([{"class": r["class"], "probability": r["probability"], "x": r["box"][0], "y": r["box"][1],
+                          "w": r["box"][2], "h": r["box"][3]} for r in rows])
