@@ -6,5 +6,5 @@ modules that train, evaluate or log.
 """
 
 APPLICATIONS = ("classify", "detect", "localize", "stylize", "sentiment", "keyboard", "translate", "compose")
-IMPLEMENTED = ("classify", "localize")
+IMPLEMENTED = ("classify", "detect", "localize")
 __version__ = "0.1.0"

@@ -67,13 +67,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("predict", help="run a trained model on your own inputs",
                        description="classify: print the top-3 classes with probabilities for each image file "
                                    "(any size or mode; converted to what the model was trained on). "
+                                   "detect: print the boxes (class, score, x, y, w, h in the file's pixels) as JSON. "
                                    "localize: print the class and box [x, y, w, h] (in the file's pixels) as JSON.")
     _app_arg(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classify)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
     p.add_argument("--top", type=_positive_int, default=None,
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
-    p.add_argument("--json", action="store_true", help="print JSON instead of text (localize always prints JSON)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text (detect and localize always do)")
+    p.add_argument("-o", "--output", type=Path, default=None,
+                   help="detect: also save the image with its boxes drawn here (several inputs: out-<name>.png)")
 
     p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",
                        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, e.g. "
@@ -135,7 +138,10 @@ def predict(args: argparse.Namespace) -> int:
     status = 0
     for item in args.inputs:
         try:
-            print(module.describe(model, Path(item), top=args.top, as_json=args.json))
+            output = args.output
+            if output is not None and len(args.inputs) > 1:  # one picture per input: out.png -> out-<name>.png
+                output = output.with_name(f"{output.stem}-{Path(item).stem}{output.suffix}")
+            print(module.describe(model, Path(item), top=args.top, as_json=args.json, output=output))
         except UserError as err:  # one bad file does not stop the others
             print(f"cnnrnn: error: {err}", file=sys.stderr)
             status = 1

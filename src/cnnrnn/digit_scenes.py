@@ -65,9 +65,10 @@ def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def background(rng: np.random.Generator, bands: list[np.ndarray], size: int, contrast: tuple[float, float]) -> np.ndarray:
-    """A random crop (zoomed by up to 2x) of a random texture band, with its contrast reduced; floats 0-255."""
+    """A random square crop (usually zoomed by up to 2x) of a random texture band, with its contrast reduced; floats 0-255."""
     band = bands[rng.integers(len(bands))]
-    crop = int(rng.integers(size // 2, min(band.shape) + 1))
+    # A thin band (the val split's) gives smaller crops, zoomed in more.
+    crop = int(rng.integers(min(size // 2, min(band.shape)), min(band.shape) + 1))
     top = int(rng.integers(0, band.shape[0] - crop + 1))
     left = int(rng.integers(0, band.shape[1] - crop + 1))
     patch = _resize(band[top:top + crop, left:left + crop].astype(np.float32), (size, size))
@@ -104,14 +105,19 @@ def compose_scene(rng: np.random.Generator, digits: np.ndarray, labels: np.ndarr
         if h > size or w > size:
             continue
         y, x = int(rng.integers(0, size - h + 1)), int(rng.integers(0, size - w + 1))
-        rows, cols = np.flatnonzero(alpha.any(1)), np.flatnonzero(alpha.any(0))
-        box = [x + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
-        if any(box_iou(box, other) > cfg["max_iou"] for other in boxes):
-            continue
         region = canvas[y:y + h, x:x + w]
         # Ink contrasts with what lies under the digit: light digits on dark ground, dark on light.
         ink = 255.0 if region.mean() < 128 else 0.0
-        canvas[y:y + h, x:x + w] = region * (1 - alpha) + ink * alpha
+        painted = region * (1 - alpha) + ink * alpha
+        # The box is exact: around the pixels whose stored (rounded) value the digit changed.
+        changed = np.rint(painted) != np.rint(region)
+        if not changed.any():
+            continue
+        rows, cols = np.flatnonzero(changed.any(1)), np.flatnonzero(changed.any(0))
+        box = [x + int(cols[0]), y + int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)]
+        if any(box_iou(box, other) > cfg["max_iou"] for other in boxes):
+            continue
+        canvas[y:y + h, x:x + w] = np.where(changed, painted, region)
         boxes.append(box)
         classes.append(int(labels[index]))
     return Scene(np.clip(np.rint(canvas), 0, 255).astype(np.uint8), boxes, classes)

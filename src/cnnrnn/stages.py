@@ -85,6 +85,9 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
         hint = (f"use the embedded default data (`-S '{app}/data={default_data_option(app, paths.root)}'`) "
                 f"or a local directory source (`-S '{app}.data.source.kind=directory'`)")
         record = fetch_sources(source, staging, offline_hint=hint)
+        complete_fetch = getattr(importlib.import_module(f"cnnrnn.{app}.data"), "complete_fetch", None)
+        if complete_fetch is not None:  # e.g. detect's COCO subset: choose images, then download only those
+            complete_fetch(params, staging)
         partials = list(staging.glob("*.part"))
         for p in partials:
             p.unlink()

@@ -122,7 +122,8 @@ def _fit(array: np.ndarray, target: tuple[int, int], channels: int) -> np.ndarra
     return np.asarray(img.resize(size, Image.Resampling.LANCZOS), dtype=np.float32) / 255.0
 
 
-def describe(model: LoadedClassifier, path: Path, top: int | None = None, as_json: bool = False) -> str:
+def describe(model: LoadedClassifier, path: Path, top: int | None = None, as_json: bool = False,
+             output: Path | None = None) -> str:
     """One line for ``cnnrnn predict classify``: the top classes of one image file."""
     import json
 

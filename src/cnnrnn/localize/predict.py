@@ -70,7 +70,8 @@ class LoadedLocalizer:
         return results
 
 
-def describe(model: LoadedLocalizer, path: Path, top: int | None = None, as_json: bool = True) -> str:
+def describe(model: LoadedLocalizer, path: Path, top: int | None = None, as_json: bool = True,
+             output: Path | None = None) -> str:
     """One JSON line for ``cnnrnn predict localize``: class, probability and box of one image file."""
     import json
 

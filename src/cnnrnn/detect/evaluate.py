@@ -1,0 +1,112 @@
+"""Evaluate the detector on held-out images with pycocotools' COCOeval (no hand-written mAP).
+
+Writes: ``data/detect/evaluation/detections_test.json`` (COCO results format),
+``plots/detect/per_class_ap.csv`` (AP and AP@.5 per class), ``plots/detect/predictions.png``
+(test images: ground truth green, detections red).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cnnrnn.atomic import write_text_atomically
+from cnnrnn.detect.predict import load
+from cnnrnn.stages import AppPaths
+
+
+def coco_results(model, tensors: dict[str, torch.Tensor], batch_size: int, category_ids: list[int]) -> list[dict]:
+    """Detections for every prepared image, mapped back to its original pixels, as COCO results."""
+    results = []
+    size = model.image_shape[1]
+    images = tensors["images"]
+    for start in range(0, len(images), batch_size):
+        found = model.detect(images[start:start + batch_size].float() / 255)
+        for offset, (boxes, scores, labels) in enumerate(found):
+            row = start + offset
+            width, height = tensors["original_sizes"][row].tolist()
+            scale = torch.tensor([width / size, height / size, width / size, height / size])
+            for box, score, label in zip((boxes * scale).tolist(), scores.tolist(), labels.tolist()):
+                results.append({"image_id": int(tensors["image_ids"][row]), "category_id": category_ids[label],
+                                "bbox": [round(v, 2) for v in box], "score": round(score, 5)})
+    return results
+
+
+def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    cfg = params["evaluate"]
+    model = load(paths.model_dir)
+    tensors = torch.load(paths.prepared / "test.pt")
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet):
+        truth = COCO(str(paths.prepared / "instances_test.json"))
+    category_ids = sorted(truth.getCatIds())
+    results = coco_results(model, tensors, cfg["batch_size"], category_ids)
+    detections = paths.root / "data" / "detect" / "evaluation" / "detections_test.json"
+    write_text_atomically(detections, json.dumps(results))
+    with contextlib.redirect_stdout(quiet):
+        found = truth.loadRes(results) if results else COCO()
+        evaluation = COCOeval(truth, found, "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    precision = evaluation.eval["precision"]  # (IoU thresholds, recall, categories, areas, max dets)
+    rows = []
+    for k, category in enumerate(category_ids):
+        p = precision[:, :, k, 0, -1]
+        p50 = precision[0, :, k, 0, -1]
+        rows.append({"class": truth.cats[category]["name"], "ap": float(np.mean(p[p > -1])) if (p > -1).any() else 0.0,
+                     "ap_50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else 0.0,
+                     "objects": len(truth.getAnnIds(catIds=[category]))})
+    table = pd.DataFrame(rows)
+    out = paths.plots
+    table.round(4).to_csv(out / "per_class_ap.csv", index=False)
+    picture = draw_predictions(tensors, results, truth, model, cfg["pictures_shown"], cfg["grid_columns"],
+                               out / "predictions.png")
+    stats = evaluation.stats
+    metrics = {"map": round(float(stats[0]), 4), "map_50": round(float(stats[1]), 4), "map_75": round(float(stats[2]), 4),
+               "mar_100": round(float(stats[8]), 4), "n_test_images": int(len(tensors["images"])),
+               "n_test_objects": int(len(truth.getAnnIds()))}
+    return metrics, [out / "per_class_ap.csv", picture, detections]
+
+
+def draw_predictions(tensors, results, truth, model, shown: int, cols: int, path: Path) -> Path:
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    shown = min(shown, len(tensors["images"]))
+    rows = max(1, -(-shown // cols))
+    fig = Figure(figsize=(cols * 2.2, rows * 2.3), dpi=100, layout="constrained")
+    by_image: dict[int, list[dict]] = {}
+    for r in results:
+        if r["score"] >= model.settings["draw_threshold"]:
+            by_image.setdefault(r["image_id"], []).append(r)
+    for k in range(shown):
+        ax = fig.add_subplot(rows, cols, k + 1)
+        image_id = int(tensors["image_ids"][k])
+        record = truth.imgs[image_id]
+        size = model.image_shape[1]
+        sx, sy = size / record["width"], size / record["height"]
+        image = tensors["images"][k].permute(1, 2, 0).numpy()
+        ax.imshow(image[..., 0] if image.shape[-1] == 1 else image, cmap="gray", vmin=0, vmax=255)
+        for ann in truth.loadAnns(truth.getAnnIds(imgIds=[image_id])):
+            x, y, w, h = ann["bbox"]
+            ax.add_patch(Rectangle((x * sx - 0.5, y * sy - 0.5), w * sx, h * sy, fill=False, edgecolor="lime", lw=1))
+        for det in by_image.get(image_id, []):
+            x, y, w, h = det["bbox"]
+            ax.add_patch(Rectangle((x * sx - 0.5, y * sy - 0.5), w * sx, h * sy, fill=False, edgecolor="red", lw=1))
+            ax.text(x * sx, y * sy - 1, f"{truth.cats[det['category_id']]['name']} {det['score']:.2f}",
+                    color="red", fontsize=6)
+        ax.set_axis_off()
+    fig.suptitle("test images: ground truth green, detections red (class, score)")
+    fig.savefig(path)
+    return path
