@@ -65,6 +65,37 @@ def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_re
     assert "Running stage" not in again
 
 
+TINY_APPS = {
+    "localize": ["localize.data.images.train=64", "localize.data.images.val=16", "localize.data.images.test=16",
+                 "localize.train.max_epochs=1"],
+    "detect": ["detect.data.images.train=16", "detect.data.images.val=8", "detect.data.images.test=8",
+               "detect.train.max_epochs=1"],
+}
+
+
+@pytest.mark.parametrize("app", sorted(TINY_APPS))
+def test_tiny_dvc_repro_of_each_coco_app(app, project_copy, cli_env):
+    """fetch -> prepare -> train -> evaluate through DVC; metrics written; the MLflow model loads and predicts."""
+    write_params(compose(TINY + TINY_APPS[app], project_copy), project_copy)
+    run(["git", "init", "-q"], project_copy, cli_env)
+    run(["dvc", "repro", f"{app}_evaluate"], project_copy, cli_env)
+    metrics = json.loads((project_copy / f"metrics/{app}.json").read_text())
+    expected = {"map", "map_50", "n_test_images", "train_seconds"} if app == "detect" else \
+        {"test_accuracy", "mean_iou", "iou50_accuracy", "n_test"}
+    assert expected <= set(metrics)
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(cli_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=[app])
+    train = runs[runs["tags.cnnrnn.stage"] == "train"].iloc[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
+    image = next((project_copy / f"data/{app}/prepared/test").iterdir())
+    out = model.predict(pd.DataFrame({"path": [str(image)]}))
+    assert "class" in out.columns
+
+
 def test_failed_stage_keeps_earlier_outputs_and_the_mlflow_store(tiny_repo, cli_env):
     """A broken source fails the fetch with a clear message; the earlier raw data and MLflow runs survive."""
     run(["dvc", "repro", "classify_evaluate"], tiny_repo, cli_env)
