@@ -11,18 +11,25 @@ from cnnrnn.classify.network import build_network
 class Localizer(nn.Module):
     """Images (B, C, H, W) floats in [0, 1] -> (class logits (B, K), boxes (B, 4)).
 
-    Boxes are (centre x, centre y, width, height) as fractions of the image side, in (0, 1).
+    One CNN body (classify's conv -> ReLU -> max-pool blocks), two heads: the box head is
+    classify's dense head over the flattened map (where things are), the class head pools the
+    map over all positions, average and max (what is there, wherever it is), so it need not
+    learn every digit at every place. Boxes are (centre x, centre y, width, height) as
+    fractions of the image side, in (0, 1).
     """
 
     def __init__(self, model_cfg: dict, in_channels: int, num_classes: int, image_size: int,
                  mean: list[float] | None = None, std: list[float] | None = None):
         super().__init__()
         self.num_classes = num_classes
-        self.cnn = build_network(model_cfg, in_channels, num_classes + 4, image_size, mean, std)
+        self.cnn = build_network(model_cfg, in_channels, 4, image_size, mean, std)
+        width = model_cfg["channels"][-1]
+        self.classifier = nn.Sequential(nn.Dropout(model_cfg["dropout"]), nn.Linear(2 * width, num_classes))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.cnn(images)  # (B, K + 4)
-        return out[:, :self.num_classes], torch.sigmoid(out[:, self.num_classes:])
+        features = self.cnn.blocks((images - self.cnn.mean) / self.cnn.std)  # (B, C', h, w)
+        pooled = torch.cat([features.mean(dim=(2, 3)), features.amax(dim=(2, 3))], dim=1)  # (B, 2C')
+        return self.classifier(pooled), torch.sigmoid(self.cnn.head(features))  # (B, K), (B, 4)
 
 
 def xywh_to_cxcywh(boxes: torch.Tensor, size: float) -> torch.Tensor:
