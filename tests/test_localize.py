@@ -98,3 +98,66 @@ def test_predict_prints_class_and_box_in_file_pixels(params, prepared, tmp_path)
     result = json.loads(done.stdout)
     x, y, w, h = result["box"]
     assert result["class"] in [str(d) for d in range(10)] and 0 <= x <= 200 and 0 <= y <= 100 and w > 0 and h > 0
+
+
+@pytest.fixture
+def file_server(tmp_path):
+    """A real HTTP server on 127.0.0.1 serving tmp_path/served."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "served"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    server.shutdown()
+
+
+def _tar_gz(path: Path, members: dict[str, bytes]) -> str:
+    import hashlib
+    import io
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return "sha256:" + hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_oxford_pet_archives_from_http_become_coco_splits(file_server, project_copy):
+    """The real Oxford-IIIT Pet layout (images/*.jpg, annotations/xmls/*.xml) served from 127.0.0.1."""
+    import io
+
+    from PIL import Image
+
+    from cnnrnn import stages
+    from cnnrnn.config import write_params
+
+    served, url = file_server
+    images, xmls = {}, {}
+    for i, (breed, species) in enumerate([("Abyssinian", "cat"), ("beagle", "dog")] * 10):
+        name = f"{breed}_{i}"
+        buffer = io.BytesIO()
+        Image.new("RGB", (80, 60), (i * 10, 100, 50)).save(buffer, "JPEG")
+        images[f"images/{name}.jpg"] = buffer.getvalue()
+        xmls[f"annotations/xmls/{name}.xml"] = (
+            f"<annotation><filename>{name}.jpg</filename><size><width>80</width><height>60</height><depth>3</depth>"
+            f"</size><object><name>{species}</name><bndbox><xmin>11</xmin><ymin>6</ymin><xmax>40</xmax><ymax>35</ymax>"
+            f"</bndbox></object></annotation>").encode()
+    params = compose(["localize/data=oxford_pet", f"localize.data.source.base_url={url}"], project_copy)
+    params["localize"]["data"]["source"]["files"] = {
+        "images.tar.gz": _tar_gz(served / "images.tar.gz", images),
+        "annotations.tar.gz": _tar_gz(served / "annotations.tar.gz", xmls)}
+    write_params(params, project_copy)
+    stages.fetch("localize", project_copy)
+    info = stages.prepare("localize", project_copy)
+    assert info["classes"] == ["cat", "dog"] and sum(info["sizes"].values()) == 20
+    test = torch.load(project_copy / "data/localize/prepared/test.pt")
+    assert test["images"].shape[1:] == (3, 128, 128)
+    assert torch.allclose(test["boxes"][0], torch.tensor([10 * 128 / 80, 5 * 128 / 60, 30 * 128 / 80, 30 * 128 / 60]))

@@ -69,22 +69,10 @@ def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, chan
             "original_sizes": torch.tensor([[r["width"], r["height"]] for r in records])}
 
 
-def split_coco(coco: dict[str, Any], fractions: dict[str, float], seed: int) -> dict[str, dict[str, Any]]:
-    """Split one COCO dict by image into train/val/test, drawn by ``seed``."""
-    ids = sorted(r["id"] for r in coco["images"])
-    rng = np.random.default_rng(seed)
-    rng.shuffle(ids)
-    n_test, n_val = int(round(fractions["test"] * len(ids))), int(round(fractions["val"] * len(ids)))
-    chosen = {"test": set(ids[:n_test]), "val": set(ids[n_test:n_test + n_val]), "train": set(ids[n_test + n_val:])}
-    return {split: {**coco, "images": [r for r in coco["images"] if r["id"] in keep],
-                    "annotations": [a for a in coco["annotations"] if a["image_id"] in keep]}
-            for split, keep in chosen.items()}
-
-
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     import torch
 
-    from cnnrnn.coco import load_coco, write_coco
+    from cnnrnn.coco import load_coco, write_coco_splits
 
     data = params["data"]
     if data["format"] == "digit_scenes":
@@ -98,11 +86,7 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     elif data["format"] == "coco_subset":
         subset = load_coco(raw / "subset" / "instances.json", raw / "subset" / "images")
         fractions = {"val": data["val_fraction"], "test": data["test_fraction"]}
-        for split, part in split_coco(subset, fractions, params["seed"]).items():
-            shutil.copytree(raw / "subset" / "images", out / split,
-                            ignore=lambda d, names, keep={r["file_name"] for r in part["images"]}:
-                            [n for n in names if n not in keep])
-            write_coco(out / f"instances_{split}.json", part["images"], part["annotations"], part["categories"])
+        write_coco_splits(subset, raw / "subset" / "images", out, fractions, params["seed"])
     else:
         raise UserError(f"unknown detect data format {data['format']!r}; use digit_scenes, coco or coco_subset")
     sizes, classes = {}, None

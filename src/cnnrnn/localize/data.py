@@ -6,7 +6,8 @@ and ``<split>.pt`` with ``images`` (uint8, N x C x S x S, S = ``input_size``), `
 ``original_sizes`` (N x 2, width and height); ``info.json``.
 
 Formats: ``digit_scenes`` (the embedded default: one MNIST digit on a texture), ``coco``
-(a directory with ``instances_<split>.json`` and images; each image's largest box is its object).
+(a directory with ``instances_<split>.json`` and images; each image's largest box is its object),
+``oxford_pet`` (Oxford-IIIT Pet head boxes from VOC XML, class = species or breed, split by seed).
 """
 
 from __future__ import annotations
@@ -60,6 +61,24 @@ def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, chan
             "labels": torch.tensor(labels, dtype=torch.int64), "original_sizes": torch.tensor(sizes, dtype=torch.int64)}
 
 
+def prepare_oxford_pet(data: dict[str, Any], raw: Path, out: Path, seed: int) -> None:
+    """Extract the two Oxford-IIIT Pet archives (safely), read the head boxes of ``annotations/xmls``
+    (trainval images only have them) and write COCO splits drawn by ``seed``."""
+    from cnnrnn.coco import coco_from_voc, oxford_pet_breed, write_coco_splits
+    from cnnrnn.fetching import safe_extract
+
+    work = out / "_extracted"
+    try:
+        safe_extract(raw / "images.tar.gz", work / "images")
+        safe_extract(raw / "annotations.tar.gz", work / "annotations")
+        class_of = {"breed": oxford_pet_breed, "species": None}[data["classes_from"]]
+        coco = coco_from_voc(work / "annotations" / "annotations" / "xmls", work / "images" / "images", class_of)
+        fractions = {"val": data["val_fraction"], "test": data["test_fraction"]}
+        write_coco_splits(coco, work / "images" / "images", out, fractions, seed)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     import torch
 
@@ -71,13 +90,16 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
 
         prepare_digit_scenes(params, raw, out)
         classes = list(data["classes"])
+    elif data["format"] == "oxford_pet":
+        prepare_oxford_pet(data, raw, out, params["seed"])
+        classes = None
     elif data["format"] == "coco":
         for split in SPLITS:
             shutil.copy2(raw / f"instances_{split}.json", out / f"instances_{split}.json")
             shutil.copytree(raw / split, out / split)
         classes = None
     else:
-        raise UserError(f"unknown localize data format {data['format']!r}; use digit_scenes or coco")
+        raise UserError(f"unknown localize data format {data['format']!r}; use digit_scenes, coco or oxford_pet")
     sizes = {}
     for split in SPLITS:
         coco = load_coco(out / f"instances_{split}.json", out / split)
