@@ -49,7 +49,6 @@ def speed(app: str, overrides: list[str], epochs: int, repeats: int = 2) -> dict
     import torch.nn.functional as F
 
     from cnnrnn import stages
-    from cnnrnn.classify.datamodule import load_split
     from cnnrnn.classify.model import make_datamodule, make_module
     from cnnrnn.training import make_trainer
 
@@ -111,7 +110,7 @@ def speed(app: str, overrides: list[str], epochs: int, repeats: int = 2) -> dict
     for _ in range(repeats):
         lightning_seconds = min(lightning_seconds, lightning_loop())
         plain_seconds = min(plain_seconds, plain_loop(epochs))
-    images = epochs * len(load_split(prepared, "train"))
+    images = epochs * len(fresh()[0].datasets["train"])
     shutil.rmtree(scratch, ignore_errors=True)
     return {"app": app, "epochs": epochs, "repeats": repeats, "images": images, "threads": torch.get_num_threads(),
             "lightning_images_per_second": round(images / lightning_seconds, 1),

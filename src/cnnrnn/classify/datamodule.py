@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 
-
-def load_split(prepared: Path, split: str) -> TensorDataset:
-    """``{split}.pt`` as a dataset of (uint8 image (C, H, W), int64 label)."""
-    tensors = torch.load(prepared / f"{split}.pt")
-    return TensorDataset(tensors["images"], tensors["labels"])
+from cnnrnn.tensor_datamodule import TensorSplitsDataModule
 
 
 def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
@@ -44,39 +37,18 @@ def random_hflip(images: torch.Tensor, generator: torch.Generator | None = None)
     return torch.where(flip[:, None, None, None], images.flip(-1), images)
 
 
-class ImageDataModule(pl.LightningDataModule):
+class ImageDataModule(TensorSplitsDataModule):
     """Batches of (float images in [0, 1] (B, C, H, W), labels (B,)) from ``data/<app>/prepared``.
 
     Augmentation (``train.augmentation``) runs on the whole batch after it reaches the device,
     and only while training.
     """
 
+    fields = ("images", "labels")
+
     def __init__(self, prepared: Path, batch_size: int, num_workers: int, augmentation: dict[str, Any]):
-        super().__init__()
-        self.prepared = Path(prepared)
-        self.batch_size = batch_size
-        self.num_workers = num_workers
+        super().__init__(prepared, batch_size, num_workers)
         self.augmentation = augmentation
-        self.info = json.loads((self.prepared / "info.json").read_text())
-        self.datasets: dict[str, TensorDataset] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        for split in ("train", "val", "test"):
-            if split not in self.datasets:
-                self.datasets[split] = load_split(self.prepared, split)
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self.datasets[split], batch_size=self.batch_size, shuffle=shuffle,
-                          num_workers=self.num_workers, persistent_workers=self.num_workers > 0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
 
     def on_after_batch_transfer(self, batch, dataloader_idx: int):
         images, labels = batch

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from cnnrnn.atomic import write_bytes_atomically
-from cnnrnn.classify.datamodule import ImageDataModule, channel_stats, load_split
+from cnnrnn.optimization import adamw_one_cycle
+from cnnrnn.classify.datamodule import ImageDataModule, channel_stats
 from cnnrnn.classify.network import build_network
 
 
@@ -51,13 +52,7 @@ class ImageClassifier(pl.LightningModule):
                  sync_dist=True)
 
     def configure_optimizers(self):
-        cfg = self.train_cfg
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        # One-cycle: warm up, then anneal to ~0 by the last step; reaches good accuracy in few epochs.
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"],
-                                                       total_steps=int(self.trainer.estimated_stepping_batches),
-                                                       pct_start=cfg["warmup_fraction"])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self, self.train_cfg)
 
 
 def make_datamodule(params: dict[str, Any], prepared: Path) -> ImageDataModule:
@@ -67,7 +62,7 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> ImageDataModule:
 
 def make_module(params: dict[str, Any], datamodule: ImageDataModule) -> ImageClassifier:
     info = datamodule.info
-    mean, std = channel_stats(load_split(datamodule.prepared, "train").tensors[0])
+    mean, std = channel_stats(datamodule.datasets["train"].tensors[0])
     return ImageClassifier(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
 
 

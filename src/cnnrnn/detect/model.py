@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.optimization import adamw_one_cycle
 from cnnrnn.classify.datamodule import channel_stats
 from cnnrnn.detect.datamodule import DetectionDataModule
 from cnnrnn.detect.network import build_network, centernet_loss, centernet_targets
@@ -47,12 +48,7 @@ class ObjectDetector(pl.LightningModule):
         self.log_dict({f"val_{k}_loss": v for k, v in parts.items()}, on_epoch=True, sync_dist=True)
 
     def configure_optimizers(self):
-        cfg = self.train_cfg
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"],
-                                                       total_steps=int(self.trainer.estimated_stepping_batches),
-                                                       pct_start=cfg["warmup_fraction"])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self, self.train_cfg)
 
 
 def make_datamodule(params: dict[str, Any], prepared: Path) -> DetectionDataModule:

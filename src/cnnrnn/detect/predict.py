@@ -9,11 +9,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cnnrnn.detect.network import build_network, decode
 from cnnrnn.errors import UserError
+from cnnrnn.image_files import read_square_image
 
 
 class LoadedDetector:
@@ -39,21 +39,8 @@ class LoadedDetector:
         return decode(self.network(images), s["max_detections"], s["score_threshold"], self.network.stride, s["nms_iou"])
 
     def read_image(self, path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
-        from PIL import Image, UnidentifiedImageError
-
-        path = Path(path)
-        if not path.is_file() or path.stat().st_size == 0:
-            raise UserError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; pass an image file")
-        channels, size, _ = self.image_shape
-        try:
-            with Image.open(path) as img:
-                original = img.size
-                img = img.convert("L" if channels == 1 else "RGB").resize((size, size), Image.Resampling.BILINEAR)
-                array = np.asarray(img, dtype=np.float32) / 255.0
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__})") from err
-        tensor = torch.from_numpy(array)
-        return (tensor[None] if channels == 1 else tensor.permute(2, 0, 1)), original
+        """An image file -> ((C, S, S) tensor in [0, 1], (width, height) of the file)."""
+        return read_square_image(path, self.image_shape[0], self.image_shape[1])
 
     def detect_file(self, path: Path) -> list[dict[str, Any]]:
         image, (width, height) = self.read_image(path)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.optimization import adamw_one_cycle
 from cnnrnn.classify.datamodule import channel_stats
 from cnnrnn.localize.datamodule import LocalizationDataModule
 from cnnrnn.localize.network import Localizer, iou_and_giou, xywh_to_cxcywh
@@ -56,12 +57,7 @@ class ObjectLocalizer(pl.LightningModule):
         self.log("val_iou", parts["iou"], on_epoch=True, prog_bar=True, sync_dist=True)
 
     def configure_optimizers(self):
-        cfg = self.train_cfg
-        optimizer = torch.optim.AdamW(self.parameters(), lr=cfg["lr"], weight_decay=cfg["weight_decay"])
-        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"],
-                                                       total_steps=int(self.trainer.estimated_stepping_batches),
-                                                       pct_start=cfg["warmup_fraction"])
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+        return adamw_one_cycle(self, self.train_cfg)
 
 
 def make_datamodule(params: dict[str, Any], prepared: Path) -> LocalizationDataModule:
