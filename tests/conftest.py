@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
+import http.server
 import os
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,3 +38,21 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env.pop("DVC_EXP_NAME", None)
     return env
+
+
+class QuietFileHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+
+@pytest.fixture
+def file_server(tmp_path: Path):
+    """A real HTTP server on 127.0.0.1 serving the files of tmp_path/served; yields (folder, base URL)."""
+    root = tmp_path / "served"
+    root.mkdir()
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietFileHandler, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()

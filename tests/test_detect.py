@@ -112,13 +112,10 @@ def test_predict_bad_input_is_one_clear_line(model_dir, tmp_path, content):
     assert done.returncode == 1 and "Traceback" not in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_coco_subset_through_the_stages_from_http(tmp_path, project_copy):
+def test_coco_subset_through_the_stages_from_http(file_server, project_copy):
     """detect/data=coco_subset: annotations zip and only the chosen images, served from 127.0.0.1."""
-    import functools
     import hashlib
-    import http.server
     import io
-    import threading
     import zipfile
 
     from PIL import Image
@@ -126,37 +123,29 @@ def test_coco_subset_through_the_stages_from_http(tmp_path, project_copy):
     from cnnrnn import stages
     from cnnrnn.config import write_params
 
-    served = tmp_path / "served"
-    (served / "val2017").mkdir(parents=True)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    try:
-        images, annotations = [], []
-        for i in range(1, 13):
-            name = f"{i:012d}.jpg"
-            Image.new("RGB", (64, 48), (i * 20, 90, 30)).save(served / "val2017" / name)
-            images.append({"id": i, "file_name": name, "width": 64, "height": 48, "coco_url": url + "val2017/" + name})
-            annotations.append({"id": i, "image_id": i, "category_id": 1 + i % 3, "bbox": [4, 4, 20, 16],
-                                "area": 320, "iscrowd": 0})
-        categories = [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "cat"}]
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as zf:
-            zf.writestr("annotations/instances_val2017.json",
-                        json.dumps({"images": images, "annotations": annotations, "categories": categories}))
-        (served / "annotations_trainval2017.zip").write_bytes(buffer.getvalue())
-        params = compose(["detect/data=coco_subset", f"detect.data.source.base_url={url}",
-                          "detect.data.subset.categories=[dog,cat]", "detect.data.subset.max_images=6",
-                          "detect.data.input_size=64"], project_copy)
-        params["detect"]["data"]["source"]["files"] = {
-            "annotations_trainval2017.zip": "sha256:" + hashlib.sha256(buffer.getvalue()).hexdigest()}
-        write_params(params, project_copy)
-        stages.fetch("detect", project_copy)
-        info = stages.prepare("detect", project_copy)
-    finally:
-        server.shutdown()
+    served, url = file_server
+    (served / "val2017").mkdir()
+    images, annotations = [], []
+    for i in range(1, 13):
+        name = f"{i:012d}.jpg"
+        Image.new("RGB", (64, 48), (i * 20, 90, 30)).save(served / "val2017" / name)
+        images.append({"id": i, "file_name": name, "width": 64, "height": 48, "coco_url": url + "val2017/" + name})
+        annotations.append({"id": i, "image_id": i, "category_id": 1 + i % 3, "bbox": [4, 4, 20, 16],
+                            "area": 320, "iscrowd": 0})
+    categories = [{"id": 1, "name": "person"}, {"id": 2, "name": "dog"}, {"id": 3, "name": "cat"}]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("annotations/instances_val2017.json",
+                    json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    (served / "annotations_trainval2017.zip").write_bytes(buffer.getvalue())
+    params = compose(["detect/data=coco_subset", f"detect.data.source.base_url={url}",
+                      "detect.data.subset.categories=[dog,cat]", "detect.data.subset.max_images=6",
+                      "detect.data.input_size=64"], project_copy)
+    params["detect"]["data"]["source"]["files"] = {
+        "annotations_trainval2017.zip": "sha256:" + hashlib.sha256(buffer.getvalue()).hexdigest()}
+    write_params(params, project_copy)
+    stages.fetch("detect", project_copy)
+    info = stages.prepare("detect", project_copy)
     assert info["classes"] == ["dog", "cat"]
     assert sum(s["images"] for s in info["sizes"].values()) == 6
     assert len(list((project_copy / "data/detect/raw/subset/images").iterdir())) == 6  # only the chosen ones

@@ -100,23 +100,6 @@ def test_predict_prints_class_and_box_in_file_pixels(params, prepared, tmp_path)
     assert result["class"] in [str(d) for d in range(10)] and 0 <= x <= 200 and 0 <= y <= 100 and w > 0 and h > 0
 
 
-@pytest.fixture
-def file_server(tmp_path):
-    """A real HTTP server on 127.0.0.1 serving tmp_path/served."""
-    import functools
-    import http.server
-    import threading
-
-    root = tmp_path / "served"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield root, f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-
-
 def _tar_gz(path: Path, members: dict[str, bytes]) -> str:
     import hashlib
     import io
