@@ -19,6 +19,14 @@ TINY_APPS = {
                  "localize.train.max_epochs=1"],
     "detect": ["detect.data.images.train=16", "detect.data.images.val=8", "detect.data.images.test=8",
                "detect.train.max_epochs=1"],
+    "sentiment": ["sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",
+                  "sentiment.data.order_sentences.count=200", "sentiment.data.contrast_pairs=50",
+                  *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "rnn")]],
+    "keyboard": ["keyboard.train.limit_train_batches=3", "keyboard.train.limit_val_batches=2",
+                 "keyboard.evaluate.max_test_tokens=3000", "keyboard.evaluate.context_positions=100",
+                 "keyboard.evaluate.examples=2", "keyboard.evaluate.generate_length=20",
+                 *[f"keyboard.models.{m}.{k}" for m in ("word", "char")
+                   for k in ("train.max_epochs=1", "hidden=32", "embedding_dim=16")]],
 }
 # Every application tiny, so that a whole `dvc repro` (report included) stays quick.
 TINY = [override for app in sorted(TINY_APPS) for override in TINY_APPS[app]]
@@ -71,6 +79,36 @@ def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_re
     # Nothing changed: a second repro runs no stage.
     again = run(["dvc", "repro"], tiny_repo, cli_env).stdout
     assert "Running stage" not in again
+
+
+@pytest.mark.parametrize("app", ["sentiment", "keyboard"])
+def test_tiny_dvc_repro_of_each_text_app(app, project_copy, cli_env):
+    """fetch -> prepare -> one train stage per model -> evaluate through DVC; the MLflow model answers strings."""
+    write_params(compose(TINY, project_copy), project_copy)
+    run(["git", "init", "-q"], project_copy, cli_env)
+    out = run(["dvc", "repro", f"{app}_evaluate"], project_copy, cli_env).stdout
+    models = ("bow", "window", "rnn") if app == "sentiment" else ("word", "char")
+    assert all(f"{app}_train@{m}" in out for m in models)
+    metrics = json.loads((project_copy / f"metrics/{app}.json").read_text())
+    expected = {"test_accuracy", "rnn_contrast_pair_accuracy", "bow_contrast_pair_accuracy", "window_test_accuracy"} \
+        if app == "sentiment" else {"test_perplexity", "top3_accuracy", "keystroke_savings", "ngram_test_perplexity",
+                                    "context_curve_k50", "char_val_loss"}
+    assert expected <= set(metrics)
+    assert all((project_copy / f"models/{app}/{m}/model.pt").is_file() for m in models)
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(cli_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=[app])
+    trains = runs[runs["tags.cnnrnn.stage"] == "train"]
+    assert sorted(trains["params.model_key"]) == sorted(models)
+    train = trains[trains["params.model_key"] == models[-1 if app == "sentiment" else 0]].iloc[0]
+    logged = Path(mlflow.artifacts.download_artifacts(run_id=train["run_id"], artifact_path="model"))
+    assert list(logged.rglob("vocab.json")) or list(logged.rglob("chars.json"))  # the vocabulary travels with the model
+    model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
+    answer = model.predict(pd.DataFrame({"text": ["The food was good, not bad at all", "To be or not to"]}))
+    assert len(answer) == 2 and ("suggestion_1" in answer.columns or f"{models[-1]}_probability" in answer.columns)
 
 
 @pytest.mark.parametrize("app", ["detect", "localize"])

@@ -6,5 +6,5 @@ modules that train, evaluate or log.
 """
 
 APPLICATIONS = ("classify", "detect", "localize", "stylize", "sentiment", "keyboard", "translate", "compose")
-IMPLEMENTED = ("classify", "detect", "localize")
+IMPLEMENTED = ("classify", "detect", "localize", "sentiment", "keyboard")
 __version__ = "0.1.0"

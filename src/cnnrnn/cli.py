@@ -20,6 +20,9 @@ Usually you run the whole pipeline with DVC, which calls these stage commands:
   dvc repro                                     everything, on the embedded default data
   dvc exp run -S 'classify.train.max_epochs=3'  a variation (params.yaml recomposed from conf/)
   dvc metrics show                              the measured quality of every application
+  cnnrnn predict sentiment "The food was good, not bad at all"
+  cnnrnn predict keyboard "To be or not to"
+  cnnrnn generate keyboard --prompt "ROMEO:" --length 300 --temperature 0.8
 
 Applications: """ + ", ".join(APPLICATIONS) + " (implemented: " + ", ".join(IMPLEMENTED) + ")"
 
@@ -53,8 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train APP's model with PyTorch Lightning, logged to MLflow",
                        description="Train on data/APP/prepared with the settings in params.yaml (APP.model, APP.train); "
                                    "write models/APP/model.pt and plots/APP/train_curves.csv; log params, per-epoch "
-                                   "curves and the pyfunc model to MLflow (experiment APP).")
+                                   "curves and the pyfunc model to MLflow (experiment APP). Applications with several "
+                                   "models (APP.models: sentiment's bow, window and rnn) train each into models/APP/NAME/.")
     _app_arg(p)
+    p.add_argument("--model", default=None, metavar="NAME", help="train only this entry of APP.models (default: all)")
     p = sub.add_parser("evaluate", help="measure APP's model on the held-out test split",
                        description="Evaluate models/APP on the test split; write metrics/APP.json and tables and "
                                    "pictures to plots/APP/, and log them to MLflow.")
@@ -68,15 +73,30 @@ def build_parser() -> argparse.ArgumentParser:
                        description="classify: print the top-3 classes with probabilities for each image file "
                                    "(any size or mode; converted to what the model was trained on). "
                                    "detect: print the boxes (class, score, x, y, w, h in the file's pixels) as JSON. "
-                                   "localize: print the class and box [x, y, w, h] (in the file's pixels) as JSON.")
+                                   "localize: print the class and box [x, y, w, h] (in the file's pixels) as JSON. "
+                                   "sentiment: print each trained model's label and probability for each sentence. "
+                                   "keyboard: print the 3 likeliest next words after each text.")
     _app_arg(p)
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files (classify)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="image files (classify, detect, localize) or texts in quotes (sentiment, keyboard)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
     p.add_argument("--top", type=_positive_int, default=None,
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (detect and localize always do)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="detect: also save the image with its boxes drawn here (several inputs: out-<name>.png)")
+
+    p = sub.add_parser("generate", help="generate text with a trained keyboard language model",
+                       description="Continue PROMPT by sampling LENGTH tokens from the keyboard's character model "
+                                   "(or --model word), each drawn from the model's distribution sharpened by "
+                                   "TEMPERATURE (lower: safer, more repetitive). Seeded: the same seed gives the same text.")
+    p.add_argument("app", choices=["keyboard"], metavar="APP", help="application: keyboard")
+    p.add_argument("--prompt", required=True, help="text to continue, e.g. 'ROMEO:'")
+    p.add_argument("--length", type=_positive_int, default=300, help="tokens (characters or words) to add (default 300)")
+    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, above 0 (default 0.8)")
+    p.add_argument("--seed", type=int, default=42, help="random seed of the sampling (default 42)")
+    p.add_argument("--model", default=None, metavar="NAME", help="which trained model (default: the character model)")
+    p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
 
     p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",
                        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, e.g. "
@@ -102,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnrnn import stages
 
     if args.command in ("fetch", "prepare", "train", "evaluate"):
-        result = getattr(stages, args.command)(args.app)
+        options = {"model": args.model} if args.command == "train" and args.model else {}
+        result = getattr(stages, args.command)(args.app, **options)
         if args.command == "evaluate":
             print(json.dumps(result, indent=2))
         elif args.command == "prepare":
@@ -115,6 +136,13 @@ def run(args: argparse.Namespace) -> int:
         return predict(args)
     if args.command == "compose":
         return compose(args)
+    if args.command == "generate":
+        from cnnrnn.config import project_root
+        from cnnrnn.keyboard.predict import generator_model, load
+
+        model = generator_model(load(args.model_dir or project_root() / "models" / args.app), args.model)
+        print(model.generate(args.prompt, args.length, args.temperature, args.seed))
+        return 0
     if args.command == "bench":
         from cnnrnn.benchmark import run_benchmark
 
@@ -141,7 +169,8 @@ def predict(args: argparse.Namespace) -> int:
             output = args.output
             if output is not None and len(args.inputs) > 1:  # one picture per input: out.png -> out-<name>.png
                 output = output.with_name(f"{output.stem}-{Path(item).stem}{output.suffix}")
-            print(module.describe(model, Path(item), top=args.top, as_json=args.json, output=output))
+            given = item if getattr(module, "INPUT_IS_TEXT", False) else Path(item)
+            print(module.describe(model, given, top=args.top, as_json=args.json, output=output))
         except UserError as err:  # one bad file does not stop the others
             print(f"cnnrnn: error: {err}", file=sys.stderr)
             status = 1

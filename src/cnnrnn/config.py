@@ -59,6 +59,13 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
         raise UserError(f"params.yaml: '{app}' must be a mapping of groups; rewrite it with `cnnrnn compose`")
     group_dir = root / CONF_DIR / app
     for group in sorted(p.name for p in group_dir.iterdir() if p.is_dir()) if group_dir.is_dir() else []:
+        if group == "model" and group not in section and isinstance(section.get("models"), dict):
+            # Several models, each an option of the model group: <app>/model@<app>.models.<name>
+            if not section["models"]:
+                raise UserError(f"params.yaml: '{app}.models' is empty; it needs at least one model from conf/{app}/model/")
+            for name, values in section["models"].items():
+                validate_against_conf(values, app, group, root, where=f"{app}.models.{name}")
+            continue
         if group not in section:
             raise UserError(f"params.yaml: '{app}.{group}' is missing; run `cnnrnn compose` to rewrite params.yaml from conf/")
         validate_against_conf(section[group], app, group, root)
@@ -67,9 +74,9 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
     return out
 
 
-def validate_against_conf(values: dict, app: str, group: str, root: Path) -> None:
+def validate_against_conf(values: dict, app: str, group: str, root: Path, where: str | None = None) -> None:
     """Raise :class:`UserError` if ``values`` has keys the chosen ``conf/`` option lacks, or lacks keys it has."""
-    where = f"{app}.{group}"
+    where = where or f"{app}.{group}"
     if not isinstance(values, dict) or "name" not in values:
         raise UserError(f"params.yaml: '{where}' must be a mapping with a 'name' naming a file in conf/{app}/{group}/")
     option = root / CONF_DIR / app / group / f"{values['name']}.yaml"

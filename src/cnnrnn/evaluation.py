@@ -16,19 +16,33 @@ from typing import Any
 
 from cnnrnn import tracking
 from cnnrnn.atomic import write_json_atomically
-from cnnrnn.stages import AppPaths
+from cnnrnn.stages import AppPaths, ModelPaths, model_names
+
+
+def train_summaries(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, dict[str, Any]]:
+    """``train_summary.json`` of the application's model ({"": ...}) or of each of its ``models`` ({name: ...})."""
+    names = model_names(params)
+    if not names:
+        return {"": json.loads((paths.model_dir / "train_summary.json").read_text())}
+    return {name: json.loads((ModelPaths(paths.root, app, name).model_dir / "train_summary.json").read_text())
+            for name in names}
 
 
 def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
     parts = importlib.import_module(f"cnnrnn.{app}.evaluate")
-    summary = json.loads((paths.model_dir / "train_summary.json").read_text())
+    summaries = train_summaries(app, params, paths)
     info = json.loads((paths.prepared / "info.json").read_text())
-    train_run_id = summary.get("run_id") or ""
-    with tracking.start_run(paths.root, app, "evaluate", params, info, {"train_run_id": train_run_id}) as mlflow:
+    train_runs = {name: s.get("run_id") or "" for name, s in summaries.items()}
+    run_tags = {"train_run_id": ",".join(r for r in train_runs.values() if r)}
+    with tracking.start_run(paths.root, app, "evaluate", params, info, run_tags) as mlflow:
         paths.plots.mkdir(parents=True, exist_ok=True)
         metrics, files = parts.evaluate(params, paths)
-        metrics = {**metrics, "train_seconds": summary["train_seconds"],
-                   "train_samples_per_second": summary.get("samples_per_second")}
+        timing = {"train_seconds": round(sum(s["train_seconds"] for s in summaries.values()), 2)}
+        if "" in summaries:
+            timing["train_samples_per_second"] = summaries[""].get("samples_per_second")
+        else:
+            timing.update({f"{name}_train_seconds": s["train_seconds"] for name, s in summaries.items()})
+        metrics = {**metrics, **timing}
         write_json_atomically(paths.metrics, metrics)
         if mlflow is not None:
             numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
@@ -36,13 +50,16 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
             for f in files:
                 mlflow.log_artifact(str(f), artifact_path="evaluation")
             mlflow.log_artifact(str(paths.metrics))
-            if train_run_id:
-                client = mlflow.MlflowClient()
+            client = mlflow.MlflowClient()
+            for name, run_id in train_runs.items():
+                if not run_id:
+                    continue
+                # One model: its test metrics; several: the metrics named after each model go to its own run.
+                prefixes = ("test_", "n_test") if not name else (f"{name}_",)
                 try:
                     for key, value in numbers.items():
-                        if key.startswith(("test_", "n_test")):
-                            client.log_metric(train_run_id, key, value)
+                        if key.startswith(prefixes):
+                            client.log_metric(run_id, key, value)
                 except Exception as err:  # the training run may live in another store (MLFLOW_TRACKING_URI changed)
-                    print(f"cnnrnn: warning: test metrics not added to training run {train_run_id} ({err})",
-                          file=sys.stderr)
+                    print(f"cnnrnn: warning: test metrics not added to training run {run_id} ({err})", file=sys.stderr)
     return metrics

@@ -49,12 +49,19 @@ def file_checksum(path: Path, algorithm: str = "sha256", decompress_gzip: bool =
 
 
 def verify_checksum(path: Path, expected: str, what: str, hint: str = "") -> str:
-    """Check ``path`` against ``expected`` (``"sha256:<hex>"``, ``"md5:<hex>"``).
+    """Check ``path`` against ``expected`` (``"sha256:<hex>"``, ``"md5:<hex>"``; ``"size:<bytes>"`` where no checksum is published).
 
     ``"gunzip-sha256:<hex>"`` checks the decompressed bytes of a ``.gz`` file, for copies
     whose gzip headers differ from upstream. Returns ``expected``; raises :class:`UserError`.
     """
     algorithm, _, hexdigest = expected.partition(":")
+    if algorithm == "size":  # only for sources whose publisher gives no checksum: pins the length, not the content
+        actual_size = path.stat().st_size
+        if not hexdigest.isdigit() or actual_size != int(hexdigest):
+            raise UserError(f"size mismatch for {what}: expected {hexdigest} bytes, got {actual_size}. "
+                            f"{hint or 'delete it and fetch again, or fix the size in conf/'}")
+        print(f"fetch: {what} has the pinned size; its sha256 is {file_checksum(path)} (pin it in conf/)", file=sys.stderr)
+        return expected
     decompress = algorithm.startswith("gunzip-")
     algorithm = algorithm.removeprefix("gunzip-")
     if algorithm not in hashlib.algorithms_available or not hexdigest:

@@ -1,7 +1,8 @@
 """The ``report`` stage: every application's metrics and pictures on one Markdown page.
 
-Reads ``metrics/*.json``, the quality bars of ``<app>.evaluate.quality_bars`` in
-``params.yaml``, and lists ``plots/<app>/*.png``; writes ``reports/report.md``.
+Reads ``metrics/*.json``, the quality bars of ``<app>.evaluate.quality_bars`` (and the
+``<app>.evaluate.notes`` shown beside metrics) in ``params.yaml``, the small tables and
+``plots/<app>/*.png``; writes ``reports/report.md``.
 No Lightning, no MLflow: it runs in a second.
 """
 
@@ -16,6 +17,7 @@ from cnnrnn.atomic import write_text_atomically
 from cnnrnn.config import load_params
 from cnnrnn.errors import UserError
 
+TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "suggestions.csv")  # shown as tables when present
 COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -38,19 +40,22 @@ def write_report(root: Path) -> Path:
         if not path.is_file():
             continue
         metrics = json.loads(path.read_text())
-        lines += [f"## {app}", "", "| metric | value | bar |", "|---|---|---|"]
-        bars = params.get(app, {}).get("evaluate", {}).get("quality_bars", {})
+        evaluate_cfg = params.get(app, {}).get("evaluate", {})
+        bars, notes = evaluate_cfg.get("quality_bars", {}), evaluate_cfg.get("notes", {})
+        lines += [f"## {app}", "", "| metric | value | bar | note |", "|---|---|---|---|"]
         for key, value in metrics.items():
             bar = bars.get(key)
             verdict = f"{bar} {'✅' if meets_bar(value, bar) else '❌'}" if bar else ""
-            lines.append(f"| {key} | {value} | {verdict} |")
+            lines.append(f"| {key} | {value} | {verdict} | {notes.get(key, '')} |")
         lines.append("")
-        per_class = root / "plots" / app / "per_class.csv"
-        if per_class.is_file():
-            table = pd.read_csv(per_class)
-            lines += ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-            lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
-            lines.append("")
+        for name in TABLES:
+            table_path = root / "plots" / app / name
+            if table_path.is_file():
+                table = pd.read_csv(table_path).fillna("")
+                lines += [f"{name}:", "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+                lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
+                          for row in table.itertuples(index=False)]
+                lines.append("")
         for picture in sorted((root / "plots" / app).glob("*.png")):
             lines += [f"![{picture.stem}](../plots/{app}/{picture.name})", ""]
     return write_text_atomically(root / "reports" / "report.md", "\n".join(lines))

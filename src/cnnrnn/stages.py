@@ -52,6 +52,22 @@ class AppPaths:
         return self.root / "plots" / self.app
 
 
+@dataclass(frozen=True)
+class ModelPaths(AppPaths):
+    """The folders of one of several models an application trains (``<app>.models.<model>``):
+    ``models/<app>/<model>/`` and ``plots/<app>/<model>/``."""
+
+    model: str = ""
+
+    @property
+    def model_dir(self) -> Path:
+        return self.root / "models" / self.app / self.model
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots" / self.app / self.model
+
+
 def _check_app(app: str) -> None:
     if app not in IMPLEMENTED:
         raise UserError(f"unknown or not yet implemented application {app!r}; choose one of: {', '.join(IMPLEMENTED)}")
@@ -120,7 +136,20 @@ def prepare(app: str, root: Path | None = None) -> dict[str, Any]:
     return info
 
 
-def train(app: str, root: Path | None = None) -> dict[str, Any]:
+def model_names(params: dict[str, Any]) -> list[str]:
+    """The models an application trains: the keys of ``<app>.models``, or none for a one-model application."""
+    return list(params.get("models") or {})
+
+
+def model_params(params: dict[str, Any], name: str) -> dict[str, Any]:
+    """An application's params as one of its several models sees them: ``model`` = ``models.<name>``,
+    ``train`` = the shared ``train`` settings with the model's own ``train`` settings on top."""
+    model = params["models"][name]
+    return {**params, "model": model, "train": {**params["train"], **(model.get("train") or {})}, "model_key": name}
+
+
+def train(app: str, root: Path | None = None, model: str | None = None) -> dict[str, Any]:
+    """Train the application's model, or each of its ``<app>.models`` (only ``model`` if given)."""
     _check_app(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
@@ -128,15 +157,25 @@ def train(app: str, root: Path | None = None) -> dict[str, Any]:
         raise UserError(f"{paths.prepared} is not prepared; run `cnnrnn prepare {app}` first")
     from cnnrnn.training import train as train_app
 
-    return train_app(app, params, paths)
+    names = model_names(params)
+    if not names:
+        if model is not None:
+            raise UserError(f"{app} trains one model; drop --model")
+        return train_app(app, params, paths)
+    if model is not None and model not in names:
+        raise UserError(f"{app}.models has no {model!r}; choose one of: {', '.join(names)}")
+    return {name: train_app(app, model_params(params, name), ModelPaths(paths.root, app, name))
+            for name in ([model] if model else names)}
 
 
 def evaluate(app: str, root: Path | None = None) -> dict[str, Any]:
     _check_app(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
-    if not (paths.model_dir / "train_summary.json").is_file():
-        raise UserError(f"no trained model in {paths.model_dir}; run `cnnrnn train {app}` first")
+    for name in model_names(params) or [None]:
+        model_dir = ModelPaths(paths.root, app, name).model_dir if name else paths.model_dir
+        if not (model_dir / "train_summary.json").is_file():
+            raise UserError(f"no trained model in {model_dir}; run `cnnrnn train {app}` first")
     from cnnrnn.evaluation import evaluate as evaluate_app
 
     return evaluate_app(app, params, paths)

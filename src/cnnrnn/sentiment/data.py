@@ -1,0 +1,165 @@
+"""Read labelled sentences, split them by seed, and encode them with a vocabulary built on the training split.
+
+Output of ``prepare`` (``data/sentiment/prepared/``):
+``{train,val,test,contrast}.pt`` — dicts with ``ids`` (int64, all sentences' token ids end to end),
+``lengths`` (int64, N) and ``labels`` (int64, N; 1 = positive); ``vocab.json``; ``lexicon.pt``
+(float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv``
+(pair, sentence, label, template); ``manifest.csv`` (split, label, count); ``info.json``.
+No Lightning, no MLflow.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import tarfile
+import zlib
+from pathlib import Path
+from typing import Any
+
+from cnnrnn.errors import UserError
+from cnnrnn.sentiment.contrast import contrast_pairs, training_sentences
+from cnnrnn.text import Vocabulary, tokenize_words
+
+SPLITS = ("train", "val", "test")
+Example = tuple[str, int]  # (text, label); label 1 = positive
+
+
+def read_valence_snippets(path: Path, neutral_band: float) -> list[Example]:
+    """Hutto & Gilbert's ground-truth files (id TAB mean valence -4..+4 TAB text) -> (text, valence > 0).
+
+    Snippets with |valence| <= ``neutral_band`` are dropped: raters did not agree on a polarity.
+    """
+    try:
+        lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"{path} is not a UTF-8 text file ({err}); delete data/sentiment/raw and fetch again") from err
+    examples = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        try:
+            valence = float(fields[1])
+        except (IndexError, ValueError):
+            raise UserError(f"{path}:{number}: expected 'id<TAB>valence<TAB>text', got {line[:80]!r}") from None
+        if abs(valence) > neutral_band and len(fields) >= 3 and fields[2].strip():
+            examples.append((fields[2].strip(), int(valence > 0)))
+    if not examples:
+        raise UserError(f"{path} holds no snippets with |valence| > {neutral_band}")
+    return examples
+
+
+def read_lexicon(path: Path) -> dict[str, float]:
+    """VADER's lexicon (token TAB mean valence -4..+4 TAB ...) -> {token: valence / 4}."""
+    try:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as err:
+        raise UserError(f"cannot read {path} ({err}); delete data/sentiment/raw and fetch again") from err
+    lexicon = {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split("\t")
+        if len(fields) < 2:
+            continue
+        try:
+            lexicon[fields[0].lower()] = float(fields[1]) / 4
+        except ValueError:
+            raise UserError(f"{path}:{number}: expected 'token<TAB>valence<TAB>...', got {line[:80]!r}") from None
+    return lexicon
+
+
+def read_imdb_archive(path: Path) -> dict[str, list[Example]]:
+    """``aclImdb_v1.tar.gz`` read in place: {"train": [...], "test": [...]} from ``aclImdb/<split>/{pos,neg}/*.txt``."""
+    out: dict[str, list[Example]] = {"train": [], "test": []}
+    try:
+        with tarfile.open(path) as tf:
+            for member in tf:
+                parts = member.name.split("/")
+                if member.isfile() and len(parts) == 4 and parts[1] in out and parts[2] in ("pos", "neg") \
+                        and parts[3].endswith(".txt"):
+                    text = tf.extractfile(member).read().decode("utf-8", errors="replace").replace("<br />", " ")
+                    out[parts[1]].append((text, int(parts[2] == "pos")))
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise UserError(f"{path} is corrupt or truncated ({err}); delete data/sentiment/raw and fetch again") from err
+    for split, examples in out.items():
+        if not examples:
+            raise UserError(f"{path} has no aclImdb/{split}/pos|neg/*.txt reviews; is it the IMDB archive?")
+        examples.sort()  # tar order is arbitrary; the split must not depend on it
+    return out
+
+
+def load_splits(data_cfg: dict[str, Any], raw: Path, seed: int) -> dict[str, list[Example]]:
+    """The raw files named by ``data_cfg['format']`` -> train/val/test examples."""
+    for key in ("val_fraction", "test_fraction"):
+        value = data_cfg[key]
+        if value is not None and not (isinstance(value, (int, float)) and 0 < value < 1):
+            raise UserError(f"sentiment.data.{key} must be a number between 0 and 1 (or null), not {value!r}")
+    fmt = data_cfg["format"]
+    if fmt == "valence_snippets":
+        pool = read_valence_snippets(raw / data_cfg["snippets_file"], data_cfg["neutral_band"])
+        random.Random(seed).shuffle(pool)
+        n_test = round(data_cfg["test_fraction"] * len(pool))
+        pools = {"test": pool[:n_test], "train": pool[n_test:]}
+    elif fmt == "imdb":
+        pools = read_imdb_archive(raw / next(iter(data_cfg["source"]["files"])))
+    else:
+        raise UserError(f"unknown sentiment data format {fmt!r}; use valence_snippets or imdb")
+    train = list(pools["train"])
+    # Another seed stream for val, so changing val_fraction never moves the test set.
+    random.Random(seed + 1).shuffle(train)
+    n_val = round(data_cfg["val_fraction"] * len(train))
+    return {"train": train[n_val:], "val": train[:n_val], "test": pools["test"]}
+
+
+def encode(examples: list[Example], vocab: Vocabulary, max_tokens: int | None) -> dict[str, Any]:
+    """Examples -> {"ids": (sum of lengths,), "lengths": (N,), "labels": (N,)}; empty texts become one <unk>."""
+    import torch
+
+    ids, lengths = [], []
+    for text, _ in examples:
+        tokens = vocab.encode(tokenize_words(text)) or vocab.encode(["<unk>"])
+        if max_tokens:
+            tokens = tokens[:max_tokens]
+        ids.extend(tokens)
+        lengths.append(len(tokens))
+    return {"ids": torch.tensor(ids, dtype=torch.int64), "lengths": torch.tensor(lengths, dtype=torch.int64),
+            "labels": torch.tensor([label for _, label in examples], dtype=torch.int64)}
+
+
+def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
+    """Write the encoded splits, the contrast set, the vocabulary, manifest and info; return the info."""
+    import pandas as pd
+    import torch
+
+    data_cfg, seed = params["data"], params["seed"]
+    splits = load_splits(data_cfg, raw, seed)
+    order_cfg = data_cfg["order_sentences"]
+    added = training_sentences(order_cfg["count"], seed) if order_cfg["count"] else []
+    splits["train"] = splits["train"] + added
+    random.Random(seed + 2).shuffle(splits["train"])
+    vocab = Vocabulary.build((tokenize_words(t) for t, _ in splits["train"]), min_count=data_cfg["min_count"],
+                             max_size=data_cfg["max_vocabulary"])
+    pairs = contrast_pairs(data_cfg["contrast_pairs"], seed)
+    contrast = [sentence for pair in pairs for sentence in pair]
+    out.mkdir(parents=True, exist_ok=True)
+    for split in SPLITS:
+        torch.save(encode(splits[split], vocab, data_cfg["max_tokens"]), out / f"{split}.pt")
+    torch.save(encode(contrast, vocab, None), out / "contrast.pt")
+    vocab.save(out / "vocab.json")
+    lexicon = read_lexicon(raw / data_cfg["lexicon_file"]) if data_cfg["lexicon_file"] else {}
+    torch.save(torch.tensor([lexicon.get(t, 0.0) for t in vocab.tokens], dtype=torch.float32), out / "lexicon.pt")
+    pd.DataFrame([{"pair": i // 2, "sentence": text, "label": label} for i, (text, label) in enumerate(contrast)]) \
+        .to_csv(out / "contrast.csv", index=False)
+    manifest = [{"split": split, "label": name, "count": sum(1 for _, y in splits[split] if y == value)}
+                for split in SPLITS for value, name in ((0, "negative"), (1, "positive"))]
+    pd.DataFrame(manifest).to_csv(out / "manifest.csv", index=False)
+    unknown = [w for w in {w for pair in pairs for text, _ in pair for w in tokenize_words(text)} if w not in vocab.index]
+    source = json.loads((raw / "source.json").read_text()) if (raw / "source.json").exists() else {}
+    info = {"dataset": data_cfg["name"], "classes": ["negative", "positive"], "vocabulary_size": len(vocab),
+            "sizes": {**{s: len(splits[s]) for s in SPLITS}, "contrast": len(contrast)},
+            "order_sentences_in_train": len(added),
+            "vocabulary_words_in_lexicon": sum(1 for t in vocab.tokens if t in lexicon),
+            "contrast_words_not_in_vocabulary": sorted(unknown),
+            "source": source}
+    (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
+    return info
