@@ -23,11 +23,18 @@ def test_committed_params_yaml_matches_conf():
 
 @pytest.mark.parametrize("app,group,option", OPTIONS)
 def test_every_option_composes_and_validates(app, group, option, project_copy):
-    params = compose([f"{app}/{group}={option}"], project_copy)
-    assert params[app][group]["name"] == option
+    several = group == "model" and "models" in compose([], ROOT)[app]
+    if several:  # each model is an option of the model group placed at <app>.models.<name>
+        name = next(iter(compose([], ROOT)[app]["models"]))
+        params = compose([f"{app}/model@{app}.models.{name}={option}"], project_copy)
+        assert params[app]["models"][name]["name"] == option
+    else:
+        params = compose([f"{app}/{group}={option}"], project_copy)
+        assert params[app][group]["name"] == option
     write_params(params, project_copy)
     section = app_params(app, project_copy)
-    assert section[group]["name"] == option and "seed" in section
+    chosen = section["models"][name] if several else section[group]
+    assert chosen["name"] == option and "seed" in section
 
 
 def test_value_override_reaches_params():

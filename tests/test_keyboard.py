@@ -161,9 +161,12 @@ def test_predict_suggests_three_words_and_generate_is_seeded(model_dir):
     gen = cli + ["generate", "keyboard", "--prompt", "ROMEO:", "--length", "40", "--model-dir", str(model_dir)]
     first, again = (subprocess.run(gen, capture_output=True, text=True) for _ in range(2))
     assert first.returncode == 0 and first.stdout == again.stdout and first.stdout.startswith("ROMEO:")
-    assert len(first.stdout.rstrip("\n")) == len("ROMEO:") + 40
+    assert len(first.stdout) == len("ROMEO:") + 40 + 1  # print's newline
     empty = subprocess.run(cli + ["predict", "keyboard", "", "--model-dir", str(model_dir)], capture_output=True, text=True)
     assert empty.returncode == 1 and "empty" in empty.stderr and "Traceback" not in empty.stderr
+    symbols = subprocess.run(gen[:-2] + ["--model", "word", "--prompt", "$$", "--model-dir", str(model_dir)],
+                             capture_output=True, text=True)  # no word survives tokenization: starts from <unk>
+    assert symbols.returncode == 0, symbols.stderr
 
 
 def test_evaluate_writes_every_metric(tmp_path, model_dir, prepared, params):
@@ -177,7 +180,8 @@ def test_evaluate_writes_every_metric(tmp_path, model_dir, prepared, params):
     shutil.copytree(model_dir, paths.model_dir, ignore=shutil.ignore_patterns("run"))
     cfg = {**params["evaluate"], "max_test_tokens": 3000, "context_positions": 100, "examples": 2, "generate_length": 20}
     metrics, files = evaluate({**params, "evaluate": cfg}, paths)
-    for key in ("test_perplexity", "top1_accuracy", "top3_accuracy", "keystroke_savings", "ngram_test_perplexity",
+    for key in ("test_perplexity", "top1_accuracy", "top3_accuracy", "top3_word_accuracy", "keystroke_savings",
+                "ngram_test_perplexity",
                 "ngram_top3_accuracy", "ngram_keystroke_savings", "context_curve_k1", "context_curve_k50",
                 "char_val_loss"):
         assert key in metrics, key

@@ -183,3 +183,15 @@ def test_predict_prints_every_model_and_rejects_empty_text(tmp_path, prepared, p
     assert "bow:" in done.stdout and "rnn:" in done.stdout and "p(positive)" in done.stdout
     done = subprocess.run(cmd + ["   "], capture_output=True, text=True)
     assert done.returncode == 1 and "empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_corrupt_or_foreign_model_file_is_a_clear_error(tmp_path):
+    from cnnrnn.sentiment.predict import load
+
+    (tmp_path / "rnn").mkdir()
+    (tmp_path / "rnn" / "model.pt").write_bytes(b"not a model at all")
+    with pytest.raises(UserError, match="not a readable model file"):
+        load(tmp_path)
+    torch.save({"app": "keyboard"}, tmp_path / "rnn" / "model.pt")
+    with pytest.raises(UserError, match="not a cnnrnn sentiment model"):
+        load(tmp_path)

@@ -14,7 +14,9 @@ def test_non_training_stages_import_neither_lightning_nor_mlflow(project_copy, c
     code = (
         "import sys\n"
         "from cnnrnn import stages\n"
-        "stages.fetch('classify'); stages.prepare('classify'); stages.report()\n"
+        "for app in ('classify', 'sentiment', 'keyboard'):\n"
+        "    stages.fetch(app); stages.prepare(app)\n"
+        "stages.report()\n"
         "heavy = sorted(m for m in ('pytorch_lightning', 'lightning', 'mlflow') if m in sys.modules)\n"
         "print('HEAVY', heavy)\n"
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import sys
+import time
 from typing import Any
 
 from cnnrnn import tracking
@@ -28,6 +29,20 @@ def train_summaries(app: str, params: dict[str, Any], paths: AppPaths) -> dict[s
             for name in names}
 
 
+def metrics_of_model(numbers: dict[str, float], name: str, names: list[str], evaluate_cfg: dict) -> list[str]:
+    """Which evaluation metrics belong on a model's training run.
+
+    One model (``name`` ""): its ``test_*`` metrics. Several: those named ``<name>_*``, and for the
+    ``evaluate.primary_model`` also every metric not named after a model (e.g. ``test_perplexity``).
+    """
+    if not name:
+        return [k for k in numbers if k.startswith(("test_", "n_test"))]
+    own = [k for k in numbers if k.startswith(f"{name}_")]
+    if name == evaluate_cfg.get("primary_model", names[0]):
+        own += [k for k in numbers if not any(k.startswith(f"{n}_") for n in names)]
+    return own
+
+
 def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
     parts = importlib.import_module(f"cnnrnn.{app}.evaluate")
     summaries = train_summaries(app, params, paths)
@@ -36,12 +51,16 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
     run_tags = {"train_run_id": ",".join(r for r in train_runs.values() if r)}
     with tracking.start_run(paths.root, app, "evaluate", params, info, run_tags) as mlflow:
         paths.plots.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
         metrics, files = parts.evaluate(params, paths)
+        evaluate_seconds = round(time.perf_counter() - start, 2)
         timing = {"train_seconds": round(sum(s["train_seconds"] for s in summaries.values()), 2)}
         if "" in summaries:
             timing["train_samples_per_second"] = summaries[""].get("samples_per_second")
         else:
             timing.update({f"{name}_train_seconds": s["train_seconds"] for name, s in summaries.items()})
+        timing["evaluate_seconds"] = evaluate_seconds
+        timing["train_and_evaluate_seconds"] = round(timing["train_seconds"] + evaluate_seconds, 2)
         metrics = {**metrics, **timing}
         write_json_atomically(paths.metrics, metrics)
         if mlflow is not None:
@@ -54,12 +73,9 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
             for name, run_id in train_runs.items():
                 if not run_id:
                     continue
-                # One model: its test metrics; several: the metrics named after each model go to its own run.
-                prefixes = ("test_", "n_test") if not name else (f"{name}_",)
                 try:
-                    for key, value in numbers.items():
-                        if key.startswith(prefixes):
-                            client.log_metric(run_id, key, value)
+                    for key in metrics_of_model(numbers, name, list(train_runs), params["evaluate"]):
+                        client.log_metric(run_id, key, numbers[key])
                 except Exception as err:  # the training run may live in another store (MLFLOW_TRACKING_URI changed)
                     print(f"cnnrnn: warning: test metrics not added to training run {run_id} ({err})", file=sys.stderr)
     return metrics

@@ -8,6 +8,7 @@ never runs code, and needs neither Lightning nor MLflow.
 from __future__ import annotations
 
 import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +31,7 @@ def read_model_file(path: Path, app: str, retrain: str) -> dict[str, Any]:
         raise UserError(f"no trained model at {path}; run `{retrain}` first")
     try:
         saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, OSError) as err:
+    except (RuntimeError, EOFError, ValueError, OSError, pickle.UnpicklingError) as err:
         raise UserError(f"{path} is not a readable model file ({type(err).__name__}: {str(err)[:200]}); "
                         f"run `{retrain}` again") from err
     if not isinstance(saved, dict) or saved.get("app") != app:

@@ -45,7 +45,7 @@ def write_report(root: Path) -> Path:
         lines += [f"## {app}", "", "| metric | value | bar | note |", "|---|---|---|---|"]
         for key, value in metrics.items():
             bar = bars.get(key)
-            verdict = f"{bar} {'✅' if meets_bar(value, bar) else '❌'}" if bar else ""
+            verdict = f"{bar} {'✅' if meets_bar(value, bar) else '❌'}" if bar and value is not None else bar or ""
             lines.append(f"| {key} | {value} | {verdict} | {notes.get(key, '')} |")
         lines.append("")
         for name in TABLES:

@@ -16,24 +16,25 @@ from pathlib import Path
 
 from cnnrnn.errors import UserError
 
-WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)*|[^\w\s]")
 PAD, UNK = "<pad>", "<unk>"
+# "<unk>" already in a corpus (WikiText marks its rare words so) stays the unknown token.
+WORD = re.compile(r"<unk>|[a-z0-9]+(?:'[a-z]+)*|[^\w\s]")
 
 
 def tokenize_words(text: str, punctuation: str | None = None) -> list[str]:
     """Lower-cased word and punctuation tokens; ``punctuation`` (a string of marks) keeps only those marks."""
     tokens = WORD.findall(text.lower())
     if punctuation is not None:
-        tokens = [t for t in tokens if t[0].isalnum() or t in punctuation]
+        tokens = [t for t in tokens if t[0].isalnum() or t in punctuation or t == UNK]
     return tokens
 
 
-def require_text(text, what: str = "input") -> str:
+def require_text(text, what: str = "input", example: str = "The food was good, not bad at all") -> str:
     """The text itself, or a :class:`UserError` for empty or non-text input."""
     if not isinstance(text, str):
         raise UserError(f"{what} must be text, not {type(text).__name__}")
     if not text.strip():
-        raise UserError(f"{what} is empty; pass a sentence, e.g. \"The food was good, not bad at all\"")
+        raise UserError(f"{what} is empty; pass some text, e.g. \"{example}\"")
     return text
 
 

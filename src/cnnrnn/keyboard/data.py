@@ -3,7 +3,7 @@
 Output of ``prepare`` (``data/keyboard/prepared/``):
 ``words.pt`` — {split: int64 ids of the word tokens, end to end} with the vocabulary of ``vocab.json``
 (built from the training split; rarer words are ``<unk>``); ``test_words.txt`` — the test tokens
-as written (the keystroke measure needs the real spelling of words the vocabulary lacks);
+spelled out (lower-cased; the keystroke measure needs the letters of words the vocabulary lacks);
 ``chars.pt`` — {split: int64 ids of the characters} with ``chars.json``; ``manifest.csv`` — one row
 per text (split, words, characters); ``info.json``. No Lightning, no MLflow.
 """

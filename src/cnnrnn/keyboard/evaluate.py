@@ -5,7 +5,8 @@ Metrics (``metrics/keyboard.json``):
 * n-gram baseline on the same positions: ``ngram_test_perplexity``, ``ngram_top1_accuracy``, ...;
   ``perplexity_ratio`` = LSTM / n-gram;
 * ``context_curve_k<k>``: test loss (nats per word) when the LSTM sees only the last k words,
-  and ``context_curve_full`` with all preceding text — the measured answer to "a fixed window
+  and ``context_curve_full`` with the state carried through the text (the test text is read as
+  ``rows`` contiguous rows, so thousands of words of context) — the measured answer to "a fixed window
   can't model long-term dependencies";
 * char model: ``char_val_loss`` and ``char_test_loss`` in nats per character.
 Pictures: the context curve, suggestion examples, and a generated sample.
@@ -76,7 +77,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     import pandas as pd
 
     cfg, baseline_cfg = params["evaluate"], params["baseline"]
-    models = load(paths.model_dir)
+    models = load(paths.model_dir, list(params["models"]))
     words = torch.load(paths.prepared / "words.pt")
     written = (paths.prepared / "test_words.txt").read_text().split()
     vocabulary = json.loads((paths.prepared / "vocab.json").read_text())
@@ -122,7 +123,8 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
         for k, v in curve.items():
             metrics[f"context_curve_k{k}"] = round(v, 4)
         metrics["context_curve_full"] = round(full, 4)
-        metrics["context_gain_after_k5"] = round(curve[5] - curve[longest], 4) if 5 in curve else None
+        if 5 in curve:
+            metrics["context_gain_after_k5"] = round(curve[5] - curve[longest], 4)
         curve_csv = paths.plots / "context_curve.csv"
         table.to_csv(curve_csv, index=False)
         files += [curve_csv, draw_context_curve(table, full, paths.plots / "context_curve.png")]
@@ -148,7 +150,7 @@ def draw_context_curve(table, full_loss: float, path: Path) -> Path:
 
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(table["context_words"], table["test_loss"], marker="o", label="LSTM seeing only the last k words")
-    ax.axhline(full_loss, color="grey", linestyle="--", label="LSTM with all preceding text")
+    ax.axhline(full_loss, color="grey", linestyle="--", label="LSTM reading on (state carried)")
     ax.set_xscale("log")
     ax.set_xlabel("words of context k")
     ax.set_ylabel("test loss (nats per word)")

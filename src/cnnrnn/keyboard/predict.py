@@ -40,19 +40,21 @@ class KeyboardModel:
         return self.network.log_probs(outputs[:, -1])[0]
 
     def suggest(self, text: str, count: int = 3) -> list[tuple[str, float]]:
-        """The ``count`` likeliest next words (never ``<unk>``) with their probabilities."""
-        logp = self.next_log_probs(self.encode(require_text(text, "the text typed so far"))).clone()
+        """The ``count`` likeliest next words (never ``<unk>`` or punctuation) with their probabilities."""
+        logp = self.next_log_probs(self.encode(require_text(text, "the text typed so far", "To be or not to"))).clone()
         logp[[self.vocabulary.index[PAD], self.vocabulary.index[UNK]]] = float("-inf")
+        if self.unit == "word":  # a keyboard suggests words; punctuation is typed
+            logp[[i for i, t in enumerate(self.vocabulary.tokens) if not t[:1].isalnum()]] = float("-inf")
         top = logp.topk(count)
         return [(self.vocabulary.tokens[int(i)], round(float(p), 4)) for p, i in zip(top.values.exp(), top.indices)]
 
     @torch.no_grad()
     def generate(self, prompt: str, length: int, temperature: float, seed: int) -> str:
         """``prompt`` followed by ``length`` sampled tokens (characters or words)."""
-        if temperature <= 0:
-            raise UserError(f"--temperature must be above 0, not {temperature}")
+        if not temperature > 0:  # also refuses nan
+            raise UserError(f"--temperature must be a number above 0, not {temperature}")
         generator = torch.Generator().manual_seed(seed)
-        ids = self.encode(require_text(prompt, "the prompt"))
+        ids = self.encode(require_text(prompt, "the prompt", "ROMEO:")) or [self.vocabulary.index[UNK]]
         outputs, state = self.network(torch.tensor([ids]))
         pieces = []
         banned = [self.vocabulary.index[PAD], self.vocabulary.index[UNK]]
@@ -67,10 +69,13 @@ class KeyboardModel:
         return prompt + "".join(p if not p[:1].isalnum() else " " + p for p in pieces)
 
 
-def load(model_dir: Path) -> dict[str, KeyboardModel]:
-    """``models/keyboard``: every ``<model>/model.pt`` under it (or one model directory itself), by name."""
+def load(model_dir: Path, names: list[str] | None = None) -> dict[str, KeyboardModel]:
+    """``models/keyboard``: each ``<name>/model.pt`` under it (every one, or those of ``names``), or one model directory."""
     model_dir = Path(model_dir)
-    files = [model_dir / "model.pt"] if (model_dir / "model.pt").is_file() else sorted(model_dir.glob("*/model.pt"))
+    if (model_dir / "model.pt").is_file():
+        files = [model_dir / "model.pt"]
+    else:
+        files = [model_dir / n / "model.pt" for n in names] if names else sorted(model_dir.glob("*/model.pt"))
     if not files:
         raise UserError(f"no trained keyboard model under {model_dir}; run `dvc repro keyboard_train` first")
     return {m.name: m for m in (KeyboardModel(f) for f in files)}

@@ -34,13 +34,15 @@ class SuggestionScorer:
     """Scores next-token distributions over a vocabulary, many positions at once.
 
     For each position it needs the probabilities of every token (C, V), the target id and the
-    target as written. It adds up: top-1 / top-k hits (``<pad>`` and ``<unk>`` are never offered)
-    and, for word targets, the keystrokes of :func:`keystrokes` and the characters typed.
+    target as written. For word targets (what a keyboard suggests; punctuation is typed) it adds up
+    top-1 / top-k hits among words, the keystrokes of :func:`keystrokes` and the characters typed;
+    for every target, top-k hits among all tokens. ``<pad>`` and ``<unk>`` are never offered.
     """
 
     def __init__(self, vocabulary: list[str], shown: int = 3, max_word_length: int = 30):
         self.vocabulary, self.shown, self.max_len = vocabulary, shown, max_word_length
-        self.offerable = torch.tensor([t not in (PAD, UNK) for t in vocabulary])
+        self.offerable = torch.tensor([t not in (PAD, UNK) for t in vocabulary])  # any token: "next token" metrics
+        self.words = torch.tensor([is_word(t) and t not in (PAD, UNK) for t in vocabulary])  # what a keyboard offers
         words = sorted((t, i) for i, t in enumerate(vocabulary) if is_word(t) and t not in (PAD, UNK))
         self.alphabetical = torch.tensor([i for _, i in words], dtype=torch.int64)  # (W,) vocabulary ids
         spelled = [t for t, _ in words]
@@ -52,40 +54,52 @@ class SuggestionScorer:
                 prefix = t[:k]
                 self.lo[i, k] = bisect.bisect_left(spelled, prefix)
                 self.hi[i, k] = bisect.bisect_left(spelled, prefix + "\U0010ffff")
-        self.totals = {"positions": 0, "top1": 0, "topk": 0, "words": 0, "keystrokes": 0, "characters": 0}
+        self.totals = {"positions": 0, "token_top1": 0, "token_topk": 0, "words": 0, "top1": 0, "topk": 0,
+                       "keystrokes": 0, "characters": 0}
 
     def add(self, probs: torch.Tensor, targets: torch.Tensor, written: list[str]) -> None:
         """probs (C, V), targets (C,) ids, written: the C target tokens as in the text."""
-        probs = probs.masked_fill(~self.offerable, -1.0)
-        top = probs.topk(self.shown, dim=1).indices  # (C, k)
+        top = probs.masked_fill(~self.offerable, -1.0).topk(self.shown, dim=1).indices  # (C, k)
         self.totals["positions"] += len(targets)
-        self.totals["top1"] += int((top[:, 0] == targets).sum())
-        self.totals["topk"] += int((top == targets[:, None]).any(1).sum())
+        self.totals["token_top1"] += int((top[:, 0] == targets).sum())
+        self.totals["token_topk"] += int((top == targets[:, None]).any(1).sum())
         word_rows = [r for r, w in enumerate(written) if is_word(w)]
         if not word_rows:
             return
         rows = torch.tensor(word_rows)
+        probs = probs[rows].masked_fill(~self.words, -1.0)  # (n, V): from here on, words only
+        targets = targets[rows]
+        top = probs.topk(self.shown, dim=1).indices
+        self.totals["top1"] += int((top[:, 0] == targets).sum())
+        self.totals["topk"] += int((top == targets[:, None]).any(1).sum())
         lengths = torch.tensor([len(written[r]) for r in word_rows])
         self.totals["words"] += len(word_rows)
         self.totals["characters"] += int(lengths.sum())
-        ids = targets[rows]
-        known = self.offerable[ids] & torch.tensor([self.vocabulary[int(i)] == written[r] for i, r in zip(ids, word_rows)])
+        ids = targets
+        known = self.words[ids] & torch.tensor([self.vocabulary[int(i)] == written[r] for i, r in zip(ids, word_rows)])
         cost = lengths.clone()
         if known.any():
-            rows, ids, lengths_known = rows[known], ids[known], lengths[known]
-            p = probs[rows][:, self.alphabetical]  # (n, W), alphabetical order
-            p_target = probs[rows, ids]  # (n,)
-            better = torch.zeros(len(rows), p.shape[1] + 1, dtype=torch.int32)
+            ids, lengths_known = ids[known], lengths[known]
+            p = probs[known][:, self.alphabetical]  # (n, W), alphabetical order
+            p_target = probs[known].gather(1, ids[:, None]).squeeze(1)  # (n,)
+            better = torch.zeros(len(ids), p.shape[1] + 1, dtype=torch.int32)
             torch.cumsum(p > p_target[:, None], dim=1, dtype=torch.int32, out=better[:, 1:])
             ahead = better.gather(1, self.hi[ids]) - better.gather(1, self.lo[ids])  # (n, max_len) likelier rivals
             typed = torch.arange(self.max_len)
             shown_now = (ahead < self.shown) & (typed[None, :] < lengths_known[:, None])
             first = torch.where(shown_now, typed[None, :], torch.full_like(ahead, self.max_len)).amin(1)
-            cost[known] = torch.minimum(first + 1, lengths_known)
+            # Shown after `first` letters: those letters and one tap; never shown: every letter.
+            cost[known] = torch.where(shown_now.any(1), torch.minimum(first + 1, lengths_known), lengths_known)
         self.totals["keystrokes"] += int(cost.sum())
 
     def metrics(self, prefix: str = "") -> dict[str, float]:
+        """``top1/topk_accuracy``: the next token, words and punctuation marks alike (as language models are
+        usually scored); ``top1/topk_word_accuracy``: word targets, only words offered (what a keyboard
+        shows); ``keystroke_savings``: typing the test words with suggestions."""
         t = self.totals
-        return {f"{prefix}top1_accuracy": round(t["top1"] / max(1, t["positions"]), 4),
-                f"{prefix}top{self.shown}_accuracy": round(t["topk"] / max(1, t["positions"]), 4),
+        k = self.shown
+        return {f"{prefix}top1_accuracy": round(t["token_top1"] / max(1, t["positions"]), 4),
+                f"{prefix}top{k}_accuracy": round(t["token_topk"] / max(1, t["positions"]), 4),
+                f"{prefix}top1_word_accuracy": round(t["top1"] / max(1, t["words"]), 4),
+                f"{prefix}top{k}_word_accuracy": round(t["topk"] / max(1, t["words"]), 4),
                 f"{prefix}keystroke_savings": round(1 - t["keystrokes"] / max(1, t["characters"]), 4)}

@@ -4,7 +4,7 @@ Output of ``prepare`` (``data/sentiment/prepared/``):
 ``{train,val,test,contrast}.pt`` — dicts with ``ids`` (int64, all sentences' token ids end to end),
 ``lengths`` (int64, N) and ``labels`` (int64, N; 1 = positive); ``vocab.json``; ``lexicon.pt``
 (float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv``
-(pair, sentence, label, template); ``manifest.csv`` (split, label, count); ``info.json``.
+(pair, sentence, label); ``manifest.csv`` (split, label, count); ``info.json``.
 No Lightning, no MLflow.
 """
 

@@ -16,6 +16,7 @@ import torch
 from cnnrnn.sentiment.sentences import EncodedSentences, collate_sentences
 from cnnrnn.sentiment.network import BagOfWords
 from cnnrnn.sentiment.predict import SentimentModel, load
+from cnnrnn.errors import UserError
 from cnnrnn.stages import AppPaths
 
 BAG_OF_WORDS_NOTE = "same words give the same score, so no pair can be right: 0 by construction"
@@ -39,7 +40,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     import pandas as pd
 
     cfg = params["evaluate"]
-    models = load(paths.model_dir)
+    models = load(paths.model_dir, list(params["models"]))
     test = EncodedSentences(paths.prepared / "test.pt")
     contrast = EncodedSentences(paths.prepared / "contrast.pt")
     table = pd.read_csv(paths.prepared / "contrast.csv")
@@ -56,7 +57,10 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
         rows.append({"model": name, **{k: round(v, 4) for k, v in scores.items()},
                      "note": BAG_OF_WORDS_NOTE if isinstance(model.network, BagOfWords) else ""})
         table[f"{name}_p_positive"] = p_contrast.numpy().round(3)
-    primary = cfg["primary_model"] if cfg["primary_model"] in models else next(iter(models))
+    primary = cfg["primary_model"]
+    if primary not in models:
+        raise UserError(f"sentiment.evaluate.primary_model is {primary!r}, but the trained models are "
+                        f"{', '.join(models)}; set it to one of them")
     metrics = {"test_accuracy": metrics[f"{primary}_test_accuracy"], **metrics,
                "n_test": len(test), "n_contrast_pairs": len(contrast) // 2}
     paths.plots.mkdir(parents=True, exist_ok=True)

@@ -41,14 +41,16 @@ class SentimentModel:
         return self.probabilities(*self.encode(texts)).tolist()
 
 
-def load(model_dir: Path) -> dict[str, SentimentModel]:
-    """``models/sentiment``: every ``<model>/model.pt`` under it (or one model directory itself), by name."""
+def load(model_dir: Path, names: list[str] | None = None) -> dict[str, SentimentModel]:
+    """``models/sentiment``: each ``<name>/model.pt`` under it (every one, or those of ``names``), or one model directory."""
     model_dir = Path(model_dir)
-    files = [model_dir / "model.pt"] if (model_dir / "model.pt").is_file() else sorted(model_dir.glob("*/model.pt"))
+    if (model_dir / "model.pt").is_file():
+        files = [model_dir / "model.pt"]
+    else:
+        files = [model_dir / n / "model.pt" for n in names] if names else sorted(model_dir.glob("*/model.pt"))
     if not files:
         raise UserError(f"no trained sentiment model under {model_dir}; run `dvc repro sentiment_train` first")
-    models = [SentimentModel(f) for f in files]
-    return {m.name: m for m in models}
+    return {m.name: m for m in (SentimentModel(f) for f in files)}
 
 
 def predict_texts(models: dict[str, SentimentModel], texts: list[str], threshold: float = 0.5) -> list[dict[str, Any]]:
