@@ -98,8 +98,9 @@ class SuggestionScorer:
         shows); ``keystroke_savings``: typing the test words with suggestions."""
         t = self.totals
         k = self.shown
-        return {f"{prefix}top1_accuracy": round(t["token_top1"] / max(1, t["positions"]), 4),
-                f"{prefix}top{k}_accuracy": round(t["token_topk"] / max(1, t["positions"]), 4),
-                f"{prefix}top1_word_accuracy": round(t["top1"] / max(1, t["words"]), 4),
-                f"{prefix}top{k}_word_accuracy": round(t["topk"] / max(1, t["words"]), 4),
-                f"{prefix}keystroke_savings": round(1 - t["keystrokes"] / max(1, t["characters"]), 4)}
+        digits = 5  # enough to tell 1 hit in 100k test positions: a value at a quality bar is not rounded onto it
+        return {f"{prefix}top1_accuracy": round(t["token_top1"] / max(1, t["positions"]), digits),
+                f"{prefix}top{k}_accuracy": round(t["token_topk"] / max(1, t["positions"]), digits),
+                f"{prefix}top1_word_accuracy": round(t["top1"] / max(1, t["words"]), digits),
+                f"{prefix}top{k}_word_accuracy": round(t["topk"] / max(1, t["words"]), digits),
+                f"{prefix}keystroke_savings": round(1 - t["keystrokes"] / max(1, t["characters"]), digits)}
