@@ -56,3 +56,19 @@ def file_server(tmp_path: Path):
         yield root, f"http://127.0.0.1:{server.server_address[1]}/"
     finally:
         server.shutdown()
+
+
+def fast_dev_run(app: str, params: dict, prepared: Path, model: str) -> None:
+    """One batch of training and validation (Lightning's fast_dev_run) of ``<app>.models.<model>`` on real prepared data."""
+    import importlib
+
+    from cnnrnn.stages import model_params
+    from cnnrnn.training import make_trainer
+
+    parts = importlib.import_module(f"cnnrnn.{app}.model")
+    p = model_params(params, model)
+    datamodule = parts.make_datamodule(p, prepared)
+    datamodule.setup("fit")
+    module = parts.make_module(p, datamodule)
+    make_trainer(p["train"], prepared.parent / "run", [], fast_dev_run=True, enable_checkpointing=False,
+                 enable_progress_bar=False).fit(module, datamodule=datamodule)

@@ -18,6 +18,7 @@ from cnnrnn.fetching import fetch_source
 from cnnrnn.keyboard.ngram import KneserNeyModel
 from cnnrnn.keyboard.streams import StreamBatches
 from cnnrnn.keyboard.suggestions import SuggestionScorer, keystrokes
+from conftest import fast_dev_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY_TRAIN = {"max_epochs": 1, "limit_train_batches": 3, "limit_val_batches": 2}
@@ -129,6 +130,11 @@ def test_wikitext_zip_is_read_with_its_official_split(tmp_path, params):
 
 
 # ----------------------------------------------------------------------------- training, prediction
+
+
+@pytest.mark.parametrize("model", ["word", "char"])
+def test_fast_dev_run_of_every_model(prepared, params, model):
+    fast_dev_run("keyboard", params, prepared, model)
 
 
 @pytest.fixture(scope="session")

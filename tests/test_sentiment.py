@@ -19,9 +19,9 @@ from cnnrnn.sentiment.contrast import CONTRAST, TRAINING, all_pairs, contrast_pa
 from cnnrnn.sentiment.network import build_network
 from cnnrnn.sentiment.sentences import collate_sentences
 from cnnrnn.text import Vocabulary, tokenize_words
+from conftest import fast_dev_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY_TRAIN = {"max_epochs": 1, "limit_train_batches": 3, "limit_val_batches": 2}
 
 
 @pytest.fixture(scope="session")
@@ -156,16 +156,7 @@ def test_window_sees_only_the_last_tokens():
 
 @pytest.mark.parametrize("model", ["bow", "window", "rnn"])
 def test_fast_dev_run_of_every_model(prepared, params, model):
-    from cnnrnn.sentiment.model import make_datamodule, make_module
-    from cnnrnn.stages import model_params
-    from cnnrnn.training import make_trainer
-
-    p = model_params(params, model)
-    datamodule = make_datamodule(p, prepared)
-    datamodule.setup("fit")
-    module = make_module(p, datamodule)
-    make_trainer({**p["train"], **TINY_TRAIN}, prepared.parent / "run", [], fast_dev_run=True,
-                 enable_checkpointing=False, enable_progress_bar=False).fit(module, datamodule=datamodule)
+    fast_dev_run("sentiment", params, prepared, model)
 
 
 def test_predict_prints_every_model_and_rejects_empty_text(tmp_path, prepared, params):

@@ -26,6 +26,7 @@ from cnnrnn.keyboard.ngram import KneserNeyModel
 from cnnrnn.keyboard.predict import KeyboardModel, load
 from cnnrnn.keyboard.suggestions import SuggestionScorer
 from cnnrnn.stages import AppPaths
+from cnnrnn.table_picture import PLAIN, RIGHT, save_table_picture
 
 
 @torch.no_grad()
@@ -127,8 +128,9 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
             metrics["context_gain_after_k5"] = round(curve[5] - curve[longest], 4)
         curve_csv = paths.plots / "context_curve.csv"
         table.to_csv(curve_csv, index=False)
-        files += [curve_csv, draw_context_curve(table, full, paths.plots / "context_curve.png")]
-        files.append(write_examples(word, ngram, test, written, vocabulary, cfg, params["seed"], paths.plots))
+        ngram_loss = math.log(metrics["ngram_test_perplexity"])
+        files += [curve_csv, draw_context_curve(table, full, ngram_loss, paths.plots / "context_curve.png")]
+        files += write_examples(word, ngram, test, written, vocabulary, cfg, params["seed"], paths.plots)
         metrics["n_test_words"] = len(test)
     char = next((m for m in models.values() if m.unit == "char"), None)
     if char is not None:
@@ -142,7 +144,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     return metrics, files
 
 
-def draw_context_curve(table, full_loss: float, path: Path) -> Path:
+def draw_context_curve(table, full_loss: float, ngram_loss: float, path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -151,6 +153,7 @@ def draw_context_curve(table, full_loss: float, path: Path) -> Path:
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(table["context_words"], table["test_loss"], marker="o", label="LSTM seeing only the last k words")
     ax.axhline(full_loss, color="grey", linestyle="--", label="LSTM reading on (state carried)")
+    ax.axhline(ngram_loss, color="tab:orange", linestyle=":", label="Kneser-Ney trigram (all test positions)")
     ax.set_xscale("log")
     ax.set_xlabel("words of context k")
     ax.set_ylabel("test loss (nats per word)")
@@ -163,19 +166,36 @@ def draw_context_curve(table, full_loss: float, path: Path) -> Path:
 
 
 def write_examples(word: KeyboardModel, ngram: KneserNeyModel, test: torch.Tensor, written: list[str],
-                   vocabulary: list[str], cfg: dict, seed: int, plots: Path) -> Path:
-    """A few test contexts with the LSTM's and the n-gram's suggestions next to the word that came."""
+                   vocabulary: list[str], cfg: dict, seed: int, plots: Path) -> list[Path]:
+    """A few test contexts with the LSTM's and the n-gram's word suggestions next to the word that came:
+    ``suggestions.csv`` and the same as a picture, ``suggestions.png``."""
     import pandas as pd
 
     rng = np.random.default_rng(seed)
     rows = []
-    for t in sorted(rng.choice(np.arange(12, len(test)), size=cfg["examples"], replace=False).tolist()):
+    is_word = np.array([t[:1].isalnum() for t in vocabulary])
+    positions = [t for t in range(12, len(test)) if written[t][:1].isalnum()]  # the next token is a word
+    for t in sorted(rng.choice(positions, size=cfg["examples"], replace=False).tolist()):
         context = " ".join(written[t - 12:t])
         lstm = [w for w, _ in word.suggest(context, cfg["suggestions"])]
         p = ngram.distribution(test[max(0, t - ngram.order + 1):t].tolist())
         p[:2] = -1
+        p[~is_word] = -1  # a keyboard offers words
         rows.append({"context": "... " + context, "next_word": written[t], "lstm": " | ".join(lstm),
                      "ngram": " | ".join(vocabulary[i] for i in np.argsort(-p)[: cfg["suggestions"]])})
     path = plots / "suggestions.csv"
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
+    frame = pd.DataFrame(rows)
+    frame.to_csv(path, index=False)
+    return [path, draw_examples(frame, plots / "suggestions.png")]
+
+
+def draw_examples(frame, path: Path) -> Path:
+    """The suggestion examples as a table picture; a suggestion list holding the word that came is green."""
+    rows = list(frame.itertuples())
+    cells = [[row.context[-70:], row.next_word, row.lstm, row.ngram] for row in rows]
+    colours = [[PLAIN, PLAIN, *[RIGHT if row.next_word in offered.split(" | ") else PLAIN for offered in (row.lstm, row.ngram)]]
+               for row in rows]
+    return save_table_picture(cells, colours, ["typed so far", "next word", "LSTM offers", "trigram offers"],
+                              [0.5, 0.1, 0.2, 0.2],
+                              "Next-word suggestions on held-out works (green: the word that came is offered)", path,
+                              width_inches=12.0)

@@ -18,6 +18,7 @@ from cnnrnn.sentiment.network import BagOfWords
 from cnnrnn.sentiment.predict import SentimentModel, load
 from cnnrnn.errors import UserError
 from cnnrnn.stages import AppPaths
+from cnnrnn.table_picture import PLAIN, RIGHT, WRONG, save_table_picture
 
 BAG_OF_WORDS_NOTE = "same words give the same score, so no pair can be right: 0 by construction"
 
@@ -73,25 +74,16 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
 
 
 def draw_contrast_table(table, model_names: list[str], pairs_shown: int, path: Path) -> Path:
-    """The first ``pairs_shown`` pairs: sentence, true label, each model's p(positive), green if right, red if wrong."""
-    import matplotlib
+    """``pairs_shown`` pairs spread over the set: sentence, true label, each model's p(positive), green if right."""
+    import numpy as np
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    shown = table[table["pair"] < pairs_shown]
+    pairs = table["pair"].unique()
+    chosen = pairs[np.linspace(0, len(pairs) - 1, min(pairs_shown, len(pairs))).round().astype(int)]  # every template
+    shown = list(table[table["pair"].isin(chosen)].itertuples())
     cells = [[row.sentence, "pos" if row.label else "neg", *[f"{getattr(row, f'{m}_p_positive'):.2f}" for m in model_names]]
-             for row in shown.itertuples()]
-    colours = [["white", "white", *[("#c8f0c8" if (getattr(row, f"{m}_p_positive") > 0.5) == bool(row.label) else "#f5c6c6")
-                                   for m in model_names]] for row in shown.itertuples()]
-    fig, ax = plt.subplots(figsize=(11, 0.28 * len(cells) + 1.2))
-    ax.axis("off")
-    grid = ax.table(cellText=cells, cellColours=colours, colLabels=["sentence", "truth", *[f"{m} p(pos)" for m in model_names]],
-                    colWidths=[0.62, 0.07, *[0.31 / len(model_names)] * len(model_names)], loc="center", cellLoc="left")
-    grid.auto_set_font_size(False)
-    grid.set_fontsize(8)
-    ax.set_title("Contrast pairs: same words, opposite sentiment (green = right)", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+             for row in shown]
+    colours = [[PLAIN, PLAIN, *[RIGHT if (getattr(row, f"{m}_p_positive") > 0.5) == bool(row.label) else WRONG
+                                for m in model_names]] for row in shown]
+    return save_table_picture(cells, colours, ["sentence", "truth", *[f"{m} p(pos)" for m in model_names]],
+                              [0.62, 0.07, *[0.31 / len(model_names)] * len(model_names)],
+                              "Contrast pairs: same words, opposite sentiment (green = right)", path)
