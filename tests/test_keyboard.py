@@ -113,6 +113,23 @@ def test_works_are_split_whole_and_encoded(prepared):
     assert all(vocabulary[i] in (w, "<unk>") for i, w in zip(words["test"][:2000].tolist(), written))
 
 
+def test_tiny_shakespeare_is_fetched_by_size_from_http_and_split_by_position(file_server, tmp_path):
+    """The real format (one plain text file) from a server on 127.0.0.1; the size pin is checked."""
+    from cnnrnn.keyboard.data import load_texts
+
+    served, url = file_server
+    text = "First Citizen:\nBefore we proceed any further, hear me speak.\n\n" * 50
+    (served / "input.txt").write_text(text)
+    cfg = compose(["keyboard/data=tiny_shakespeare"], ROOT)["keyboard"]["data"]
+    source = {**cfg["source"], "base_url": url, "files": {"input.txt": f"size:{len(text)}"}}
+    fetch_source(source, tmp_path / "raw")
+    texts = load_texts(cfg, tmp_path / "raw", 0)
+    assert "".join(texts[s][s] for s in ("train", "val", "test")) == text
+    assert len(texts["test"]["test"]) == int(len(text) * cfg["test_fraction"])
+    with pytest.raises(UserError, match="size mismatch"):
+        fetch_source({**source, "files": {"input.txt": "size:12"}}, tmp_path / "raw2")
+
+
 def test_wikitext_zip_is_read_with_its_official_split(tmp_path, params):
     import zipfile
 
@@ -124,6 +141,9 @@ def test_wikitext_zip_is_read_with_its_official_split(tmp_path, params):
     cfg = compose(["keyboard/data=wikitext2"], ROOT)["keyboard"]["data"]
     texts = load_texts(cfg, tmp_path, 0)
     assert "The valid text" in texts["val"]["wiki.valid.tokens"]
+    from cnnrnn.text import tokenize_words
+
+    assert "<unk>" in tokenize_words(texts["val"]["wiki.valid.tokens"], ".,;:!?")  # WikiText's own marks stay unknown
     (tmp_path / "wikitext-2-v1.zip").write_bytes(b"not a zip")
     with pytest.raises(UserError, match="corrupt"):
         load_texts(cfg, tmp_path, 0)
