@@ -10,6 +10,7 @@ import torch
 from cnnrnn.errors import UserError
 from cnnrnn.keyboard.network import build_network
 from cnnrnn.model_file import read_model_file, rebuild
+from cnnrnn.text_models import model_files, text_inputs
 from cnnrnn.text import PAD, UNK, Vocabulary, require_text, tokenize_words
 
 INPUT_IS_TEXT = True
@@ -22,7 +23,6 @@ class KeyboardModel:
         saved = read_model_file(path, "keyboard", "dvc repro keyboard_train")
         self.name: str = saved["model_name"]
         self.unit: str = saved["unit"]
-        self.model_cfg: dict = saved["model_cfg"]
         self.vocabulary = Vocabulary(saved["vocabulary"])
         self.network = rebuild(path, saved, lambda s: build_network(s["model_cfg"], len(self.vocabulary)),
                                "dvc repro keyboard_train")
@@ -71,20 +71,13 @@ class KeyboardModel:
 
 def load(model_dir: Path, names: list[str] | None = None) -> dict[str, KeyboardModel]:
     """``models/keyboard``: each ``<name>/model.pt`` under it (every one, or those of ``names``), or one model directory."""
-    model_dir = Path(model_dir)
-    if (model_dir / "model.pt").is_file():
-        files = [model_dir / "model.pt"]
-    else:
-        files = [model_dir / n / "model.pt" for n in names] if names else sorted(model_dir.glob("*/model.pt"))
-    if not files:
-        raise UserError(f"no trained keyboard model under {model_dir}; run `dvc repro keyboard_train` first")
-    return {m.name: m for m in (KeyboardModel(f) for f in files)}
+    return {m.name: m for m in (KeyboardModel(f) for f in model_files(model_dir, "keyboard", names))}
 
 
 def word_model(models: dict[str, KeyboardModel]) -> KeyboardModel:
     found = [m for m in models.values() if m.unit == "word"]
     if not found:
-        raise UserError("no word-level keyboard model is trained; add one to keyboard.models (keyboard/model=word_lstm)")
+        raise UserError("no word-level keyboard model is trained; add one to keyboard.models (keyboard/model@keyboard.models.word=word_lstm)")
     return found[0]
 
 
@@ -102,13 +95,10 @@ def predict_frame(models: dict[str, KeyboardModel], frame):
     (for a character model alone: the next character)."""
     import pandas as pd
 
-    if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame({"text": list(frame) if not isinstance(frame, str) else [frame]})
-    column = "text" if "text" in frame.columns else frame.columns[0]
     words = [m for m in models.values() if m.unit == "word"]
     model = words[0] if words else next(iter(models.values()))
     rows = []
-    for text in frame[column].tolist():
+    for text in text_inputs(frame):
         row = {"text": text}
         for rank, (word, p) in enumerate(model.suggest(text), start=1):
             row[f"suggestion_{rank}"], row[f"probability_{rank}"] = word, p

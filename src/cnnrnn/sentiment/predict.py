@@ -8,10 +8,10 @@ from typing import Any
 
 import torch
 
-from cnnrnn.errors import UserError
 from cnnrnn.model_file import read_model_file, rebuild
 from cnnrnn.sentiment.sentences import collate_sentences
 from cnnrnn.sentiment.network import build_network
+from cnnrnn.text_models import model_files, text_inputs
 from cnnrnn.text import Vocabulary, require_text, tokenize_words
 
 INPUT_IS_TEXT = True
@@ -43,14 +43,7 @@ class SentimentModel:
 
 def load(model_dir: Path, names: list[str] | None = None) -> dict[str, SentimentModel]:
     """``models/sentiment``: each ``<name>/model.pt`` under it (every one, or those of ``names``), or one model directory."""
-    model_dir = Path(model_dir)
-    if (model_dir / "model.pt").is_file():
-        files = [model_dir / "model.pt"]
-    else:
-        files = [model_dir / n / "model.pt" for n in names] if names else sorted(model_dir.glob("*/model.pt"))
-    if not files:
-        raise UserError(f"no trained sentiment model under {model_dir}; run `dvc repro sentiment_train` first")
-    return {m.name: m for m in (SentimentModel(f) for f in files)}
+    return {m.name: m for m in (SentimentModel(f) for f in model_files(model_dir, "sentiment", names))}
 
 
 def predict_texts(models: dict[str, SentimentModel], texts: list[str], threshold: float = 0.5) -> list[dict[str, Any]]:
@@ -68,10 +61,7 @@ def predict_frame(models: dict[str, SentimentModel], frame):
     """MLflow pyfunc: a DataFrame whose first column holds sentences -> one row of scores per sentence."""
     import pandas as pd
 
-    if not isinstance(frame, pd.DataFrame):
-        frame = pd.DataFrame({"text": list(frame) if not isinstance(frame, str) else [frame]})
-    column = "text" if "text" in frame.columns else frame.columns[0]
-    return pd.DataFrame(predict_texts(models, frame[column].tolist()))
+    return pd.DataFrame(predict_texts(models, text_inputs(frame)))
 
 
 def describe(models: dict[str, SentimentModel], text: str, top=None, as_json: bool = False, output=None) -> str:
