@@ -62,7 +62,7 @@ def fast_dev_run(app: str, params: dict, prepared: Path, model: str) -> None:
     """One batch of training and validation (Lightning's fast_dev_run) of ``<app>.models.<model>`` on real prepared data."""
     import importlib
 
-    from cnnrnn.stages import model_params
+    from cnnrnn.paths import model_params
     from cnnrnn.training import make_trainer
 
     parts = importlib.import_module(f"cnnrnn.{app}.model")

@@ -135,7 +135,8 @@ def test_predict_without_a_model_says_how_to_get_one(tmp_path):
 
 
 def test_help_explains_every_command():
-    for args in ([], ["fetch"], ["prepare"], ["train"], ["evaluate"], ["predict"], ["compose"], ["bench"], ["report"]):
+    for args in ([], ["fetch"], ["prepare"], ["train"], ["evaluate"], ["predict"], ["params"], ["pipeline"],
+                 ["generate"], ["generate", "keyboard"], ["bench"], ["report"]):
         done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", *args, "--help"], capture_output=True, text=True)
         assert done.returncode == 0 and len(done.stdout) > 200, args
 

@@ -22,8 +22,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnrnn.coco import (coco_from_voc, fetch_coco_subset, load_coco, oxford_pet_breed, select_coco_subset,
-                         write_coco)
+from cnnrnn.coco.schema import load_coco, write_coco
+from cnnrnn.coco.subset import fetch_coco_subset, select_coco_subset
+from cnnrnn.coco.voc import coco_from_voc, oxford_pet_breed
 from cnnrnn.errors import UserError
 from cnnrnn.fetching import download_url, file_checksum
 

@@ -18,7 +18,7 @@ OPTIONS = sorted((p.parent.parent.name, p.parent.name, p.stem) for p in (ROOT / 
 
 def test_committed_params_yaml_matches_conf():
     """plain `dvc repro` does not recompose params.yaml, so the committed one must equal what conf/ composes to."""
-    assert load_params(ROOT) == compose([], ROOT), "params.yaml is stale: run `cnnrnn compose` and commit it"
+    assert load_params(ROOT) == compose([], ROOT), "params.yaml is stale: run `cnnrnn params` and commit it"
 
 
 @pytest.mark.parametrize("app,group,option", OPTIONS)
@@ -80,6 +80,6 @@ def test_stage_with_unknown_key_exits_nonzero_with_one_line(project_copy, cli_en
 
 
 def test_compose_check_cli(cli_env):
-    done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "compose", "--check"], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "params", "--check"], cwd=ROOT,
                           capture_output=True, text=True, env=cli_env)
     assert done.returncode == 0, done.stderr

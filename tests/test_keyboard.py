@@ -161,7 +161,7 @@ def test_fast_dev_run_of_every_model(prepared, params, model):
 def model_dir(tmp_path_factory, prepared, params) -> Path:
     """A tiny word and char model, trained a few batches and saved as the train stage saves them."""
     from cnnrnn.keyboard.model import make_datamodule, make_module, save_model
-    from cnnrnn.stages import model_params
+    from cnnrnn.paths import model_params
     from cnnrnn.training import make_trainer
 
     out = tmp_path_factory.mktemp("keyboard-models")
@@ -199,7 +199,7 @@ def test_evaluate_writes_every_metric(tmp_path, model_dir, prepared, params):
     import shutil
 
     from cnnrnn.keyboard.evaluate import evaluate
-    from cnnrnn.stages import AppPaths
+    from cnnrnn.paths import AppPaths
 
     paths = AppPaths(tmp_path, "keyboard")
     shutil.copytree(prepared, paths.prepared)
@@ -213,3 +213,86 @@ def test_evaluate_writes_every_metric(tmp_path, model_dir, prepared, params):
         assert key in metrics, key
     assert 0 <= metrics["keystroke_savings"] < 1 and metrics["ngram_test_perplexity"] > 1
     assert all(Path(f).is_file() for f in files)
+
+
+# ----------------------------------------------------------------------------- DDP: each rank continues its own text
+
+
+def test_each_ddp_rank_reads_its_own_share_of_the_stream_in_order():
+    from torch.utils.data import DataLoader
+
+    from cnnrnn.keyboard.streams import rank_sampler
+
+    stream = torch.arange(201)
+    assert rank_sampler(StreamBatches(stream, batch_size=4, bptt=10), 0) is None  # one process: plain order
+    batches = StreamBatches(stream, batch_size=4, bptt=10, ranks=2)  # 8 rows of 25 tokens, 3 windows a rank
+    for rank in (0, 1):
+        windows = [x for x, _ in DataLoader(batches, batch_size=None, sampler=rank_sampler(batches, rank))]
+        assert len(windows) == 3 and all(torch.equal(b[:, 0], a[:, -1] + 1) for a, b in zip(windows, windows[1:]))
+        # rank 0 reads tokens 0..99 as 4 rows, rank 1 tokens 100..199: contiguous shares that cover the stream
+        assert torch.equal(torch.cat(windows, 1), torch.arange(rank * 100, (rank + 1) * 100).view(4, 25))
+
+
+DDP_SCRIPT = '''
+import sys
+from pathlib import Path
+
+import pytorch_lightning as pl
+import torch
+
+from cnnrnn.config import compose
+from cnnrnn.keyboard.model import make_datamodule, make_module
+from cnnrnn.paths import model_params
+from cnnrnn.training import make_trainer
+
+root, prepared, out = map(Path, sys.argv[1:4])
+
+
+class RecordInputs(pl.Callback):
+    def __init__(self):
+        self.seen = {"train": [], "val": []}
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        self.seen["train"].append(batch[0].clone())
+
+    def on_validation_batch_start(self, trainer, module, batch, batch_idx, dataloader_idx=0):
+        self.seen["val"].append(batch[0].clone())
+
+    def on_train_end(self, trainer, module):
+        val_loss = float(trainer.callback_metrics["val_loss"])
+        torch.save({**self.seen, "val_loss": val_loss}, out / f"rank{trainer.global_rank}.pt")
+
+
+composed = compose([], root)
+params = model_params({**composed["keyboard"], "seed": composed["seed"]}, "word")
+params["model"] = {**params["model"], "hidden": 8, "embedding_dim": 8}
+params["train"] = {**params["train"], "batch_size": 3, "bptt": 5, "eval_batch_size": 2, "max_epochs": 1,
+                   "limit_train_batches": 1.0, "limit_val_batches": 1.0,
+                   "accelerator": "cpu", "devices": 2, "strategy": "ddp"}
+pl.seed_everything(0, verbose=False)
+datamodule = make_datamodule(params, prepared)
+datamodule.setup("fit")
+trainer = make_trainer(params["train"], out / "run", [RecordInputs()], enable_checkpointing=False,
+                       enable_progress_bar=False)
+trainer.fit(make_module(params, datamodule), datamodule=datamodule)
+'''
+
+
+def test_ddp_training_on_two_cpu_processes_carries_each_rank_its_own_rows(tmp_path):
+    """A real 1-epoch DDP fit (gloo, 2 processes): every rank's batches are consecutive windows of its own rows."""
+    prepared = tmp_path / "prepared"
+    prepared.mkdir()
+    (prepared / "info.json").write_text("{}")
+    (prepared / "vocab.json").write_text(json.dumps(["<pad>", "<unk>"] + [f"w{i}" for i in range(198)]))
+    torch.save({"train": torch.arange(181), "val": torch.arange(41)}, prepared / "words.pt")  # token i at position i
+    (tmp_path / "ddp.py").write_text(DDP_SCRIPT)
+    done = subprocess.run([sys.executable, str(tmp_path / "ddp.py"), str(ROOT), str(prepared), str(tmp_path)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    seen = [torch.load(tmp_path / f"rank{rank}.pt") for rank in (0, 1)]
+    for rank, record in enumerate(seen):
+        # train: 2 ranks x 3 rows of 30 tokens, 6 windows of 5; val: 2 ranks x 2 rows of 10 tokens, 2 windows
+        assert len(record["train"]) == 6 and len(record["val"]) == 2
+        assert torch.equal(torch.cat(record["train"], 1), torch.arange(rank * 90, (rank + 1) * 90).view(3, 30))
+        assert torch.equal(torch.cat(record["val"], 1), torch.arange(rank * 20, (rank + 1) * 20).view(2, 10))
+    assert seen[0]["val_loss"] == seen[1]["val_loss"]  # synced: the mean over both ranks' tokens

@@ -11,25 +11,10 @@ import numpy as np
 import pytest
 
 from cnnrnn.config import compose, write_params
+from cnnrnn.registry import tiny_overrides
 
-TINY_APPS = {
-    "classify": ["classify.train.max_epochs=1", "classify.train.limit_train_batches=4",
-                 "classify.train.limit_val_batches=2", "classify.model.channels=[8,16]", "classify.model.hidden=16"],
-    "localize": ["localize.data.images.train=64", "localize.data.images.val=16", "localize.data.images.test=16",
-                 "localize.train.max_epochs=1"],
-    "detect": ["detect.data.images.train=16", "detect.data.images.val=8", "detect.data.images.test=8",
-               "detect.train.max_epochs=1"],
-    "sentiment": ["sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",
-                  "sentiment.data.order_sentences.count=200", "sentiment.data.contrast_pairs=50",
-                  *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "rnn")]],
-    "keyboard": ["keyboard.train.limit_train_batches=3", "keyboard.train.limit_val_batches=2",
-                 "keyboard.evaluate.max_test_tokens=3000", "keyboard.evaluate.context_positions=100",
-                 "keyboard.evaluate.examples=2", "keyboard.evaluate.generate_length=20",
-                 *[f"keyboard.models.{m}.{k}" for m in ("word", "char")
-                   for k in ("train.max_epochs=1", "hidden=32", "embedding_dim=16")]],
-}
 # Every application tiny, so that a whole `dvc repro` (report included) stays quick.
-TINY = [override for app in sorted(TINY_APPS) for override in TINY_APPS[app]]
+TINY = tiny_overrides()
 
 
 def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:

@@ -161,7 +161,7 @@ def test_fast_dev_run_of_every_model(prepared, params, model):
 
 def test_predict_prints_every_model_and_rejects_empty_text(tmp_path, prepared, params):
     from cnnrnn.sentiment.model import make_datamodule, make_module, save_model
-    from cnnrnn.stages import model_params
+    from cnnrnn.paths import model_params
 
     for model in ("bow", "rnn"):
         p = model_params(params, model)

@@ -10,8 +10,9 @@ import json
 import sys
 from pathlib import Path
 
-from cnnrnn import APPLICATIONS, IMPLEMENTED, __version__
+from cnnrnn import __version__
 from cnnrnn.errors import UserError
+from cnnrnn.registry import APPLICATIONS, PLANNED, application, positive_int
 
 DESCRIPTION = """\
 The classic CNN and RNN applications, reproduced end to end.
@@ -24,18 +25,12 @@ Usually you run the whole pipeline with DVC, which calls these stage commands:
   cnnrnn predict keyboard "To be or not to"
   cnnrnn generate keyboard --prompt "ROMEO:" --length 300 --temperature 0.8
 
-Applications: """ + ", ".join(APPLICATIONS) + " (implemented: " + ", ".join(IMPLEMENTED) + ")"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
-    return value
+Applications: """ + "; ".join(f"{a.name} ({a.network}): {a.summary}" for a in APPLICATIONS.values()) + \
+    ". Planned: " + ", ".join(PLANNED) + "."
 
 
 def _app_arg(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("app", choices=IMPLEMENTED, metavar="APP", help=f"application: {', '.join(IMPLEMENTED)}")
+    parser.add_argument("app", choices=list(APPLICATIONS), metavar="APP", help=f"application: {', '.join(APPLICATIONS)}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -80,34 +75,42 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classify, detect, localize) or texts in quotes (sentiment, keyboard)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
-    p.add_argument("--top", type=_positive_int, default=None,
+    p.add_argument("--top", type=positive_int, default=None,
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (detect and localize always do)")
     p.add_argument("-o", "--output", type=Path, default=None,
                    help="detect: also save the image with its boxes drawn here (several inputs: out-<name>.png)")
 
-    p = sub.add_parser("generate", help="generate text with a trained keyboard language model",
-                       description="Continue PROMPT by sampling LENGTH tokens from the keyboard's character model "
-                                   "(or --model word), each drawn from the model's distribution sharpened by "
-                                   "TEMPERATURE (lower: safer, more repetitive). Seeded: the same seed gives the same text.")
-    p.add_argument("app", choices=["keyboard"], metavar="APP", help="application: keyboard")
-    p.add_argument("--prompt", required=True, help="text to continue, e.g. 'ROMEO:'")
-    p.add_argument("--length", type=_positive_int, default=300, help="tokens (characters or words) to add (default 300)")
-    p.add_argument("--temperature", type=float, default=0.8, help="sampling temperature, above 0 (default 0.8)")
-    p.add_argument("--seed", type=int, default=42, help="random seed of the sampling (default 42)")
-    p.add_argument("--model", default=None, metavar="NAME", help="which trained model (default: the character model)")
-    p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
+    p = sub.add_parser("generate", help="generate with a trained model (keyboard: text)",
+                       description="Generate new content with an application's trained model. Each application "
+                                   "that generates has its own options: `cnnrnn generate APP --help`.")
+    generating = p.add_subparsers(dest="app", required=True, metavar="APP")
+    for app in (a for a in APPLICATIONS.values() if a.generates):
+        q = generating.add_parser(app.name, help=app.summary, description=app.summary)
+        for option in app.generate_options:
+            q.add_argument(*option.flags, type=option.type, default=option.default, required=option.required, help=option.help)
+        q.add_argument("--model-dir", type=Path, default=None, help=f"trained model directory (default: models/{app.name})")
 
-    p = sub.add_parser("compose", help="write params.yaml from conf/ (what `dvc exp run` does)",
+    p = sub.add_parser("params", help="write params.yaml from conf/ (what `dvc exp run` does)",
                        description="Compose conf/config.yaml with Hydra overrides and write params.yaml, e.g. "
-                                   "`cnnrnn compose classify/data=fashion_mnist classify.train.max_epochs=3`. "
-                                   "Plain `dvc repro` does not do this; run it after editing conf/.")
+                                   "`cnnrnn params classify/data=fashion_mnist classify.train.max_epochs=3`. "
+                                   "Plain `dvc repro` does not do this; run it after editing conf/ (then "
+                                   "`cnnrnn pipeline`, in case dvc.yaml lists the changed keys).")
     p.add_argument("overrides", nargs="*", help="Hydra overrides (group=option, key=value, +new_key=value)")
     p.add_argument("--check", action="store_true", help="only check that params.yaml matches conf/; exit 1 if not")
 
-    p = sub.add_parser("bench", help="benchmarks: Lightning vs plain PyTorch speed; accuracy on other data",
-                       description="speed: images/second of the Lightning loop against a plain PyTorch loop on the "
-                                   "same model and data (target ratio >= 0.95). quality: run fetch -> evaluate in a "
+    p = sub.add_parser("pipeline", help="write dvc.yaml from the application registry",
+                       description="Write dvc.yaml, every application's fetch, prepare, train and evaluate stages "
+                                   "and the report, from cnnrnn.registry. Each stage's code dependencies are the "
+                                   "files its code imports (computed from the source), so dvc.yaml cannot drift "
+                                   "from the code. Run it after adding an application or changing imports.")
+    p.add_argument("--check", action="store_true", help="only check that dvc.yaml is what the registry gives; exit 1 if not")
+
+    p = sub.add_parser("bench", help="benchmarks: training speed (never asserted in tests); accuracy on other data",
+                       description="speed classify: images/second of the Lightning loop against a plain PyTorch loop "
+                                   "on the same model and data (target ratio >= 0.95). speed detect: training-step and "
+                                   "inference images/second of the detector and the time to build a batch's targets. "
+                                   "Report these with the machine's CPU model. quality: run fetch -> evaluate in a "
                                    "scratch copy of the project with Hydra overrides (e.g. classify/data=fashion_mnist "
                                    "classify.data.source.kind=directory) and print the metrics.")
     p.add_argument("kind", choices=["speed", "quality"])
@@ -134,14 +137,16 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "predict":
         return predict(args)
-    if args.command == "compose":
-        return compose(args)
+    if args.command == "params":
+        return params(args)
+    if args.command == "pipeline":
+        return pipeline(args)
     if args.command == "generate":
         from cnnrnn.config import project_root
-        from cnnrnn.keyboard.predict import generator_model, load
 
-        model = generator_model(load(args.model_dir or project_root() / "models" / args.app), args.model)
-        print(model.generate(args.prompt, args.length, args.temperature, args.seed))
+        entry = application(args.app)
+        options = {k: v for k, v in vars(args).items() if k not in ("command", "app", "model_dir")}
+        print(entry.part("generate").generate(args.model_dir or project_root() / "models" / args.app, options))
         return 0
     if args.command == "bench":
         from cnnrnn.benchmark import run_benchmark
@@ -156,12 +161,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict(args: argparse.Namespace) -> int:
-    import importlib
-
     from cnnrnn.config import project_root
 
+    entry = application(args.app)
     model_dir = args.model_dir or project_root() / "models" / args.app
-    module = importlib.import_module(f"cnnrnn.{args.app}.predict")
+    module = entry.part("predict")
     model = module.load(model_dir)
     status = 0
     for item in args.inputs:
@@ -169,7 +173,7 @@ def predict(args: argparse.Namespace) -> int:
             output = args.output
             if output is not None and len(args.inputs) > 1:  # one picture per input: out.png -> out-<name>.png
                 output = output.with_name(f"{output.stem}-{Path(item).stem}{output.suffix}")
-            given = item if getattr(module, "INPUT_IS_TEXT", False) else Path(item)
+            given = item if entry.inputs == "texts" else Path(item)
             print(module.describe(model, given, top=args.top, as_json=args.json, output=output))
         except UserError as err:  # one bad file does not stop the others
             print(f"cnnrnn: error: {err}", file=sys.stderr)
@@ -177,7 +181,7 @@ def predict(args: argparse.Namespace) -> int:
     return status
 
 
-def compose(args: argparse.Namespace) -> int:
+def params(args: argparse.Namespace) -> int:
     from cnnrnn.config import compose as compose_conf
     from cnnrnn.config import load_params, project_root, write_params
 
@@ -185,11 +189,31 @@ def compose(args: argparse.Namespace) -> int:
     composed = compose_conf(args.overrides, root)
     if args.check:
         if load_params(root) != composed:
-            print("params.yaml differs from what conf/ composes to; run `cnnrnn compose`", file=sys.stderr)
+            print("params.yaml differs from what conf/ composes to; run `cnnrnn params`", file=sys.stderr)
             return 1
         print("params.yaml matches conf/")
         return 0
     print(f"wrote {write_params(composed, root)}")
+    return 0
+
+
+def pipeline(args: argparse.Namespace) -> int:
+    from cnnrnn.config import project_root
+    from cnnrnn.pipeline import dvc_yaml_text
+
+    root = project_root()
+    text = dvc_yaml_text(root)
+    path = root / "dvc.yaml"
+    if args.check:
+        if not path.is_file() or path.read_text() != text:
+            print("dvc.yaml differs from what the registry and the code's imports give; run `cnnrnn pipeline`",
+                  file=sys.stderr)
+            return 1
+        print("dvc.yaml matches the registry")
+        return 0
+    from cnnrnn.atomic import write_text_atomically
+
+    print(f"wrote {write_text_atomically(path, text)}")
     return 0
 
 

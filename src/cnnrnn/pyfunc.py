@@ -3,6 +3,10 @@
 The logged artifact is the application's model directory; loading dispatches to
 ``cnnrnn.<app>.predict.load`` and ``predict_frame``, so
 ``mlflow.pyfunc.load_model(uri).predict(...)`` answers what ``cnnrnn predict <app>`` does.
+
+The ``cnnrnn`` package itself travels with the model (MLflow ``code_paths``: ``code/cnnrnn``
+in the artifact, put first on ``sys.path`` before the entry point runs), so the model loads
+wherever its pip requirements are installed, without this checkout.
 """
 
 from __future__ import annotations
@@ -15,7 +19,12 @@ from pathlib import Path
 
 import mlflow.pyfunc
 
-ENTRY_POINT = Path(__file__).with_name("pyfunc_entry.py")
+PACKAGE_DIR = Path(__file__).resolve().parent
+ENTRY_POINT = PACKAGE_DIR / "pyfunc_entry.py"
+
+# What the predict modules import, with pyproject.toml's ranges. Written by hand: MLflow's
+# requirement inference imports the model and takes many seconds. mlflow itself is added by MLflow.
+PIP_REQUIREMENTS = ["torch>=2.4,<2.15", "numpy>=1.26", "pandas>=2.0", "pillow>=10"]
 
 
 class CnnrnnModel(mlflow.pyfunc.PythonModel):
@@ -30,9 +39,7 @@ class CnnrnnModel(mlflow.pyfunc.PythonModel):
 
 
 def log_model(mlflow, app: str, model_dir: Path):
-    """Log the files of ``model_dir`` (not its checkpoints) as a pyfunc model named ``model``."""
-    import cnnrnn
-
+    """Log the files of ``model_dir`` (not its checkpoints) and the ``cnnrnn`` code as a pyfunc model named ``model``."""
     with tempfile.TemporaryDirectory(prefix="cnnrnn-model-") as tmp:
         export = Path(tmp) / app
         export.mkdir()
@@ -46,6 +53,6 @@ def log_model(mlflow, app: str, model_dir: Path):
                 python_model=str(ENTRY_POINT),
                 model_config={"app": app},
                 artifacts={"model_dir": str(export)},
-                # Pinned by hand: MLflow's requirement inference imports the model and takes many seconds.
-                pip_requirements=[f"cnnrnn=={cnnrnn.__version__}", "torch", "pillow", "pandas"],
+                code_paths=[str(PACKAGE_DIR)],  # copied without __pycache__
+                pip_requirements=PIP_REQUIREMENTS,
             )

@@ -1,4 +1,8 @@
-"""MLflow's "model from code" entry point: MLflow runs this file to build the pyfunc model."""
+"""MLflow's "model from code" entry point: MLflow runs this file to build the pyfunc model.
+
+``cnnrnn`` imports here even where it is not installed: the model's ``code/`` folder, which holds
+the package, is first on ``sys.path`` when MLflow runs this file.
+"""
 
 import mlflow.models
 

@@ -12,10 +12,10 @@ import json
 import operator
 from pathlib import Path
 
-from cnnrnn import APPLICATIONS
 from cnnrnn.atomic import write_text_atomically
 from cnnrnn.config import load_params
 from cnnrnn.errors import UserError
+from cnnrnn.registry import APPLICATIONS
 
 TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "suggestions.csv")  # shown as tables when present
 COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}

@@ -1,76 +1,25 @@
 """The pipeline's stages, generic over applications: fetch -> prepare -> train -> evaluate, then report.
 
 Each stage reads ``params.yaml`` (validated against ``conf/``), works in the application's
-folders (:class:`AppPaths`), and dispatches to the application's own parts by convention:
-``cnnrnn.<app>.data.prepare``, ``cnnrnn.<app>.model`` (through :mod:`cnnrnn.training`) and
-``cnnrnn.<app>.evaluate.evaluate``. ``dvc.yaml`` declares which files flow between them.
+folders (:class:`~cnnrnn.paths.AppPaths`), and dispatches to the application's parts named in
+:mod:`cnnrnn.registry` (its ``data``, ``model`` through :mod:`cnnrnn.training`, ``evaluate``
+through :mod:`cnnrnn.evaluation`). ``dvc.yaml`` declares which files flow between them.
 Fetch and prepare import neither Lightning nor MLflow.
 """
 
 from __future__ import annotations
 
-import importlib
-import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cnnrnn import IMPLEMENTED
 from cnnrnn.atomic import replace_dir
 from cnnrnn.config import app_params, project_root
 from cnnrnn.errors import UserError
-
-
-@dataclass(frozen=True)
-class AppPaths:
-    """Where one application's files live, relative to the project root."""
-
-    root: Path
-    app: str
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "data" / self.app / "raw"
-
-    @property
-    def prepared(self) -> Path:
-        return self.root / "data" / self.app / "prepared"
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "models" / self.app
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics" / f"{self.app}.json"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots" / self.app
-
-
-@dataclass(frozen=True)
-class ModelPaths(AppPaths):
-    """The folders of one of several models an application trains (``<app>.models.<model>``):
-    ``models/<app>/<model>/`` and ``plots/<app>/<model>/``."""
-
-    model: str = ""
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "models" / self.app / self.model
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots" / self.app / self.model
-
-
-def _check_app(app: str) -> None:
-    if app not in IMPLEMENTED:
-        raise UserError(f"unknown or not yet implemented application {app!r}; choose one of: {', '.join(IMPLEMENTED)}")
+from cnnrnn.paths import AppPaths, ModelPaths, model_names, model_params
+from cnnrnn.registry import application
 
 
 def default_data_option(app: str, root: Path) -> str:
@@ -85,7 +34,7 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
     """Download / extract the raw files of ``<app>.data.source`` into ``data/<app>/raw``."""
     from cnnrnn.fetching import fetch_sources, source_parts
 
-    _check_app(app)
+    entry = application(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
     paths.raw.parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +50,7 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
         hint = (f"use the embedded default data (`-S '{app}/data={default_data_option(app, paths.root)}'`) "
                 f"or a local directory source (`-S '{app}.data.source.kind=directory'`)")
         record = fetch_sources(source, staging, offline_hint=hint)
-        complete_fetch = getattr(importlib.import_module(f"cnnrnn.{app}.data"), "complete_fetch", None)
+        complete_fetch = getattr(entry.part("data"), "complete_fetch", None)
         if complete_fetch is not None:  # e.g. detect's COCO subset: choose images, then download only those
             complete_fetch(params, staging)
         partials = list(staging.glob("*.part"))
@@ -122,35 +71,23 @@ def fetch(app: str, root: Path | None = None) -> dict[str, Any]:
 
 def prepare(app: str, root: Path | None = None) -> dict[str, Any]:
     """Turn ``data/<app>/raw`` into ``data/<app>/prepared`` (tensors, manifest, info)."""
-    _check_app(app)
+    entry = application(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
     if not paths.raw.is_dir():
         raise UserError(f"{paths.raw} not found; run `cnnrnn fetch {app}` (or `dvc repro {app}_prepare`) first")
     staging = Path(tempfile.mkdtemp(prefix=".prepared-", dir=paths.prepared.parent))
     try:
-        info = importlib.import_module(f"cnnrnn.{app}.data").prepare(params, paths.raw, staging)
+        info = entry.part("data").prepare(params, paths.raw, staging)
         replace_dir(staging, paths.prepared)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return info
 
 
-def model_names(params: dict[str, Any]) -> list[str]:
-    """The models an application trains: the keys of ``<app>.models``, or none for a one-model application."""
-    return list(params.get("models") or {})
-
-
-def model_params(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """An application's params as one of its several models sees them: ``model`` = ``models.<name>``,
-    ``train`` = the shared ``train`` settings with the model's own ``train`` settings on top."""
-    model = params["models"][name]
-    return {**params, "model": model, "train": {**params["train"], **(model.get("train") or {})}, "model_key": name}
-
-
 def train(app: str, root: Path | None = None, model: str | None = None) -> dict[str, Any]:
     """Train the application's model, or each of its ``<app>.models`` (only ``model`` if given)."""
-    _check_app(app)
+    application(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
     if not (paths.prepared / "info.json").is_file():
@@ -169,7 +106,8 @@ def train(app: str, root: Path | None = None, model: str | None = None) -> dict[
 
 
 def evaluate(app: str, root: Path | None = None) -> dict[str, Any]:
-    _check_app(app)
+    """Measure the trained model(s) on the held-out test split: ``metrics/<app>.json``, ``plots/<app>/``, MLflow."""
+    application(app)
     paths = AppPaths(root or project_root(), app)
     params = app_params(app, paths.root)
     for name in model_names(params) or [None]:

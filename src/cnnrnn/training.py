@@ -1,6 +1,6 @@
 """The generic ``train`` stage: Lightning fits an application's module, MLflow records it.
 
-Each application's ``model`` module provides ``make_datamodule(params, prepared)``,
+Each application's ``model`` part (see :mod:`cnnrnn.registry`) provides ``make_datamodule(params, prepared)``,
 ``make_module(params, datamodule)`` and ``save_model(module, model_dir, datamodule, params)``; the trainer,
 checkpoints, seeding, per-epoch curves and MLflow logging are the same for all of them.
 """
@@ -8,7 +8,6 @@ checkpoints, seeding, per-epoch curves and MLflow logging are the same for all o
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import time
@@ -20,7 +19,8 @@ import torch
 
 from cnnrnn import tracking
 from cnnrnn.atomic import write_json_atomically, write_text_atomically
-from cnnrnn.stages import AppPaths
+from cnnrnn.paths import AppPaths
+from cnnrnn.registry import application
 
 
 class EpochCurves(pl.Callback):
@@ -89,7 +89,7 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
     """Fit, save ``models/<app>/model.pt``, log the run and the pyfunc model; return the summary."""
     from cnnrnn.pyfunc import log_model
 
-    parts = importlib.import_module(f"cnnrnn.{app}.model")
+    parts = application(app).part("model")
     train_cfg = params["train"]
     pl.seed_everything(params["seed"], workers=True, verbose=False)
     datamodule = parts.make_datamodule(params, paths.prepared)

@@ -19,21 +19,11 @@ from typing import Any
 import numpy as np
 
 from cnnrnn.errors import UserError
+from cnnrnn.mnist5k import read_mnist5k_csv
+from cnnrnn.splits import stratified_split
 
 SPLITS = ("train", "val", "test")
 
-
-def read_mnist5k_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST-5k rows (784 pixel values then the label) -> images (N, 1, 28, 28) uint8, labels (N,)."""
-    try:
-        with gzip.open(path, "rt") as f:
-            table = np.loadtxt(f, delimiter=",", dtype=np.int64)
-    except (OSError, ValueError, EOFError, zlib.error) as err:
-        raise UserError(f"{path} is not a gzip CSV of 785 integer columns ({err}); delete data/classify/raw and fetch again") from err
-    if table.ndim != 2 or table.shape[1] != 785:
-        raise UserError(f"{path}: expected 785 columns (784 pixels + label), found shape {table.shape}")
-    images = table[:, :784].reshape(-1, 1, 28, 28).astype(np.uint8)
-    return images, table[:, 784].astype(np.int64)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -96,17 +86,6 @@ def read_cifar10_binary(archive: Path) -> dict[str, tuple[np.ndarray, np.ndarray
     return out
 
 
-def stratified_split(labels: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Indices (rest, taken) with ``fraction`` of every class taken, chosen by ``seed``."""
-    rng = np.random.default_rng(seed)
-    taken = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        rng.shuffle(members)
-        taken.append(members[: int(round(fraction * len(members)))])
-    taken_idx = np.sort(np.concatenate(taken))
-    rest = np.setdiff1d(np.arange(len(labels)), taken_idx)
-    return rest, taken_idx
 
 
 def load_splits(data_cfg: dict[str, Any], raw: Path, seed: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:

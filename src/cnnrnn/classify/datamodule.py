@@ -11,10 +11,6 @@ import torch.nn.functional as F
 from cnnrnn.tensor_datamodule import TensorSplitsDataModule
 
 
-def channel_stats(images: torch.Tensor) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std of uint8 images (N, C, H, W), in [0, 1] units."""
-    x = images.float().div_(255)
-    return x.mean(dim=(0, 2, 3)).tolist(), x.std(dim=(0, 2, 3)).clamp_min(1e-3).tolist()
 
 
 def random_shift(images: torch.Tensor, max_shift: int, generator: torch.Generator | None = None) -> torch.Tensor:

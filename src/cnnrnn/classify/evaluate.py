@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from cnnrnn.classify.predict import load
-from cnnrnn.stages import AppPaths
+from cnnrnn.paths import AppPaths
 
 
 def confusion_matrix(actual: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.ndarray:

@@ -6,7 +6,6 @@ application's ``model`` module provides (see :mod:`cnnrnn.training`).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,15 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
-from cnnrnn.classify.datamodule import ImageDataModule, channel_stats
-from cnnrnn.classify.network import build_network
+from cnnrnn.classify.datamodule import ImageDataModule
+from cnnrnn.convnet import build_network
+from cnnrnn.normalization import channel_stats
 
 
 class ImageClassifier(pl.LightningModule):
-    """Cross-entropy training of :class:`~cnnrnn.classify.network.ConvNet`.
+    """Cross-entropy training of :class:`~cnnrnn.convnet.ConvNet`.
 
     Batches: (images (B, C, H, W) floats in [0, 1], labels (B,)). Logs ``train_loss``,
     ``val_loss`` and ``val_accuracy`` per epoch.
@@ -103,6 +103,4 @@ def save_model(module: ImageClassifier, model_dir: Path, datamodule: ImageDataMo
              "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
              "predict": {**predict_cfg, "light_on_dark": light_on_dark, "content_fraction": content_fraction},
              "state_dict": module.network.state_dict()}
-    buffer = io.BytesIO()
-    torch.save(saved, buffer)
-    return write_bytes_atomically(model_dir / "model.pt", buffer.getvalue())
+    return write_model_file(model_dir / "model.pt", saved)

@@ -11,29 +11,25 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnrnn.classify.network import build_network
+from cnnrnn.convnet import build_network
 from cnnrnn.errors import UserError
+from cnnrnn.model_file import read_model_file, rebuild
+
+RETRAIN = "dvc repro classify_train"
 
 
 class LoadedClassifier:
     """A trained classifier and the facts needed to feed it: classes, input shape, background."""
 
     def __init__(self, path: Path):
-        if not Path(path).is_file():
-            raise UserError(f"no trained model at {path}; run `dvc repro classify_train` first")
-        try:
-            # weights_only: a model file never runs code when loaded.
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            channels, height, _ = saved["image_shape"]
-            self.classes: list[str] = saved["classes"]
-            self.image_shape: list[int] = saved["image_shape"]
-            self.style: dict = saved["predict"]
-            self.network = build_network(saved["model_cfg"], channels, len(self.classes), height, saved["mean"], saved["std"])
-            self.network.load_state_dict(saved["state_dict"])
-        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
-            raise UserError(f"{path} is not a cnnrnn classify model ({type(err).__name__}: {str(err)[:200]}); "
-                            f"retrain with `dvc repro classify_train`") from err
-        self.network.eval()
+        # weights_only: a model file never runs code when loaded.
+        saved = read_model_file(path, "classify", RETRAIN)
+        self.classes: list[str] = saved["classes"]
+        self.image_shape: list[int] = saved["image_shape"]
+        self.style: dict = saved["predict"]
+        channels, height, _ = self.image_shape
+        self.network = rebuild(path, saved, lambda s: build_network(s["model_cfg"], channels, len(self.classes), height,
+                                                                    s["mean"], s["std"]), RETRAIN)
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

@@ -2,5 +2,6 @@
 
 A CenterNet-style single-stage detector trained from scratch; decoding and NMS in plain
 PyTorch; evaluation with pycocotools' COCOeval. Same parts as every application: ``data``,
-``datamodule``, ``network``, ``model``, ``evaluate``, ``predict``.
+``datamodule``, ``network``, ``model``, ``evaluate``, ``predict``; and its own ``centernet``
+(targets, loss, decoding) and ``boxes`` (IoU, NMS).
 """

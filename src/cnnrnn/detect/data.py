@@ -31,7 +31,7 @@ def complete_fetch(params: dict[str, Any], raw: Path) -> None:
     data = params["data"]
     if data["format"] != "coco_subset":
         return
-    from cnnrnn.coco import fetch_coco_subset
+    from cnnrnn.coco.subset import fetch_coco_subset
 
     subset = data["subset"]
     fetch_coco_subset(raw / next(iter(data["source"]["files"])), subset["member"], list(subset["categories"]),
@@ -72,7 +72,8 @@ def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, chan
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     import torch
 
-    from cnnrnn.coco import load_coco, write_coco_splits
+    from cnnrnn.coco.schema import load_coco
+    from cnnrnn.coco.splits import write_coco_splits
 
     data = params["data"]
     if data["format"] == "digit_scenes":

@@ -3,6 +3,9 @@
 Writes: ``data/detect/evaluation/detections_test.json`` (COCO results format),
 ``plots/detect/per_class_ap.csv`` (AP and AP@.5 per class), ``plots/detect/predictions.png``
 (test images: ground truth green, detections red).
+
+The model's label i is its ``classes[i]``; it reaches COCO as the test file's category of that
+name, so any category ids (not only 1..K in the model's order) score right.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +22,78 @@ import pandas as pd
 import torch
 
 from cnnrnn.atomic import write_text_atomically
+from cnnrnn.detect.data import SPLITS
 from cnnrnn.detect.predict import load
-from cnnrnn.stages import AppPaths
+from cnnrnn.errors import UserError
+from cnnrnn.paths import AppPaths
+
+
+def split_categories(prepared: Path, splits: tuple[str, ...] = SPLITS) -> dict[int, str]:
+    """The categories, {id: name}, that every ``prepared/instances_<split>.json`` lists.
+
+    Prepare numbers the model's labels by each split's own categories, so splits that list
+    different ones would train and test on different labels: a :class:`UserError` names the two
+    files and the categories that differ.
+    """
+    listed = {}
+    for split in splits:
+        path = Path(prepared) / f"instances_{split}.json"
+        listed[path] = {c["id"]: c["name"] for c in json.loads(path.read_text())["categories"]}
+    (first, reference), *others = listed.items()
+    for path, categories in others:
+        if categories != reference:
+            only_here = sorted(set(categories.items()) - set(reference.items()))
+            only_first = sorted(set(reference.items()) - set(categories.items()))
+            raise UserError(f"{path} and {first} list different categories (id, name): only in {path.name}: "
+                            f"{only_here or 'none'}; only in {first.name}: {only_first or 'none'}. Every split must "
+                            f"list the same category ids and names; fix the data set and rerun `dvc repro detect_prepare`")
+    return reference
+
+
+def category_ids_by_label(classes: list[str], categories: dict[int, str], source: Path | str) -> list[int]:
+    """The COCO category id of each model label: ``classes[label]`` looked up by name in
+    ``categories`` ({id: name}, read from ``source``). A class missing there is a :class:`UserError`."""
+    ids = {name: category for category, name in categories.items()}
+    missing = [name for name in classes if name not in ids]
+    if missing:
+        raise UserError(f"{source} has no category named {', '.join(map(repr, missing))}, which the model detects "
+                        f"(model classes {classes}; the file lists {sorted(ids)}); the model was trained on other "
+                        f"data: retrain it with `dvc repro detect_train`")
+    return [ids[name] for name in classes]
+
+
+def score_detections(truth, results: list[dict]) -> tuple[dict[str, float], pd.DataFrame]:
+    """COCOeval (bbox) of ``results`` (COCO results format) against ``truth`` (a pycocotools ``COCO``).
+
+    Out: the summary metrics ``map``, ``map_50``, ``map_75``, ``mar_100`` (4 decimals) and one row
+    per category of ``truth``, by id: ``class``, ``ap``, ``ap_50``, ``objects``. No detections at
+    all score 0, with a warning on stderr.
+    """
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    if not results:
+        print(f"cnnrnn: warning: no detections at all in the {len(truth.getImgIds())} test images (is "
+              f"predict.score_threshold too high, or the model untrained?); mAP and AR are 0", file=sys.stderr)
+    with contextlib.redirect_stdout(io.StringIO()):
+        # loadRes fails on an empty list; an empty COCO is the same "nothing found" to COCOeval.
+        found = truth.loadRes(results) if results else COCO()
+        evaluation = COCOeval(truth, found, "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        evaluation.summarize()
+    precision = evaluation.eval["precision"]  # (IoU thresholds, recall, categories, areas, max dets)
+    rows = []
+    for k, category in enumerate(evaluation.params.catIds):  # the sorted category ids of truth
+        p = precision[:, :, k, 0, -1]
+        p50 = precision[0, :, k, 0, -1]
+        rows.append({"class": truth.cats[category]["name"], "ap": float(np.mean(p[p > -1])) if (p > -1).any() else 0.0,
+                     "ap_50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else 0.0,
+                     "objects": len(truth.getAnnIds(catIds=[category]))})
+    stats = evaluation.stats
+    metrics = {"map": round(float(stats[0]), 4), "map_50": round(float(stats[1]), 4), "map_75": round(float(stats[2]), 4),
+               "mar_100": round(float(stats[8]), 4)}
+    return metrics, pd.DataFrame(rows)
 
 
 def coco_results(model, tensors: dict[str, torch.Tensor], batch_size: int, category_ids: list[int]) -> list[dict]:
@@ -41,41 +115,23 @@ def coco_results(model, tensors: dict[str, torch.Tensor], batch_size: int, categ
 
 def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     cfg = params["evaluate"]
     model = load(paths.model_dir)
     tensors = torch.load(paths.prepared / "test.pt")
-    quiet = io.StringIO()
-    with contextlib.redirect_stdout(quiet):
-        truth = COCO(str(paths.prepared / "instances_test.json"))
-    category_ids = sorted(truth.getCatIds())
+    test_file = paths.prepared / "instances_test.json"
+    category_ids = category_ids_by_label(model.classes, split_categories(paths.prepared), test_file)
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(test_file))
     results = coco_results(model, tensors, cfg["batch_size"], category_ids)
     detections = paths.root / "data" / "detect" / "evaluation" / "detections_test.json"
     write_text_atomically(detections, json.dumps(results))
-    with contextlib.redirect_stdout(quiet):
-        found = truth.loadRes(results) if results else COCO()
-        evaluation = COCOeval(truth, found, "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    precision = evaluation.eval["precision"]  # (IoU thresholds, recall, categories, areas, max dets)
-    rows = []
-    for k, category in enumerate(category_ids):
-        p = precision[:, :, k, 0, -1]
-        p50 = precision[0, :, k, 0, -1]
-        rows.append({"class": truth.cats[category]["name"], "ap": float(np.mean(p[p > -1])) if (p > -1).any() else 0.0,
-                     "ap_50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else 0.0,
-                     "objects": len(truth.getAnnIds(catIds=[category]))})
-    table = pd.DataFrame(rows)
+    scores, table = score_detections(truth, results)
     out = paths.plots
     table.round(4).to_csv(out / "per_class_ap.csv", index=False)
     picture = draw_predictions(tensors, results, truth, model, cfg["pictures_shown"], cfg["grid_columns"],
                                out / "predictions.png")
-    stats = evaluation.stats
-    metrics = {"map": round(float(stats[0]), 4), "map_50": round(float(stats[1]), 4), "map_75": round(float(stats[2]), 4),
-               "mar_100": round(float(stats[8]), 4), "n_test_images": int(len(tensors["images"])),
-               "n_test_objects": int(len(truth.getAnnIds()))}
+    metrics = {**scores, "n_test_images": int(len(tensors["images"])), "n_test_objects": int(len(truth.getAnnIds()))}
     return metrics, [out / "per_class_ap.csv", picture, detections]
 
 

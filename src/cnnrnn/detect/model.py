@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
 
-from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
-from cnnrnn.classify.datamodule import channel_stats
+from cnnrnn.normalization import channel_stats
 from cnnrnn.detect.datamodule import DetectionDataModule
-from cnnrnn.detect.network import build_network, centernet_loss, centernet_targets
+from cnnrnn.detect.centernet import centernet_loss, centernet_targets
+from cnnrnn.detect.network import build_network
 
 
 class ObjectDetector(pl.LightningModule):
@@ -68,6 +68,4 @@ def save_model(module: ObjectDetector, model_dir: Path, datamodule: DetectionDat
     saved = {"app": "detect", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
              "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
              "predict": dict(params["predict"]), "state_dict": module.network.state_dict()}
-    buffer = io.BytesIO()
-    torch.save(saved, buffer)
-    return write_bytes_atomically(model_dir / "model.pt", buffer.getvalue())
+    return write_model_file(model_dir / "model.pt", saved)

@@ -11,26 +11,23 @@ from typing import Any
 
 import torch
 
-from cnnrnn.detect.network import build_network, decode
+from cnnrnn.detect.centernet import decode
+from cnnrnn.detect.network import build_network
 from cnnrnn.errors import UserError
 from cnnrnn.image_files import read_square_image
+from cnnrnn.model_file import read_model_file, rebuild
+
+RETRAIN = "dvc repro detect_train"
 
 
 class LoadedDetector:
     def __init__(self, path: Path):
-        if not Path(path).is_file():
-            raise UserError(f"no trained model at {path}; run `dvc repro detect_train` first")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            self.classes: list[str] = saved["classes"]
-            self.image_shape: list[int] = saved["image_shape"]
-            self.settings: dict = saved["predict"]
-            self.network = build_network(saved["model_cfg"], self.image_shape[0], len(self.classes), saved["mean"], saved["std"])
-            self.network.load_state_dict(saved["state_dict"])
-        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
-            raise UserError(f"{path} is not a cnnrnn detect model ({type(err).__name__}); retrain with "
-                            f"`dvc repro detect_train`") from err
-        self.network.eval()
+        saved = read_model_file(path, "detect", RETRAIN)
+        self.classes: list[str] = saved["classes"]
+        self.image_shape: list[int] = saved["image_shape"]
+        self.settings: dict = saved["predict"]
+        self.network = rebuild(path, saved, lambda s: build_network(s["model_cfg"], self.image_shape[0], len(self.classes),
+                                                                    s["mean"], s["std"]), RETRAIN)
 
     @torch.no_grad()
     def detect(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:

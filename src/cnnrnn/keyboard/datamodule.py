@@ -9,11 +9,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from cnnrnn.keyboard.streams import StreamBatches
+from cnnrnn.keyboard.streams import StreamBatches, rank_sampler
 
 
 class TextStreamDataModule(pl.LightningDataModule):
-    """``unit`` "word" reads ``words.pt``, "char" reads ``chars.pt``. Batches are never shuffled: order is the context."""
+    """``unit`` "word" reads ``words.pt``, "char" reads ``chars.pt``. Batches are never shuffled: order is the context.
+
+    ``batch_size`` and ``eval_batch_size`` are rows per process. Under DDP (``trainer.world_size`` > 1) each rank
+    reads its own contiguous share of the train and of the val stream, window after window (see :mod:`.streams`);
+    the val loss is then the token-weighted mean over all ranks (``sync_dist``).
+    """
 
     def __init__(self, prepared: Path, unit: str, batch_size: int, bptt: int, eval_batch_size: int):
         super().__init__()
@@ -34,7 +39,9 @@ class TextStreamDataModule(pl.LightningDataModule):
             self.streams = torch.load(self.prepared / ("words.pt" if self.unit == "word" else "chars.pt"))
 
     def _loader(self, split: str, batch_size: int) -> DataLoader:
-        return DataLoader(StreamBatches(self.streams[split], batch_size, self.bptt), batch_size=None, shuffle=False)
+        ranks, rank = (self.trainer.world_size, self.trainer.global_rank) if self.trainer is not None else (1, 0)
+        batches = StreamBatches(self.streams[split], batch_size, self.bptt, ranks)
+        return DataLoader(batches, batch_size=None, shuffle=False, sampler=rank_sampler(batches, rank))
 
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", self.batch_size)

@@ -25,7 +25,7 @@ import torch
 from cnnrnn.keyboard.ngram import KneserNeyModel
 from cnnrnn.keyboard.predict import KeyboardModel, load
 from cnnrnn.keyboard.suggestions import SuggestionScorer
-from cnnrnn.stages import AppPaths
+from cnnrnn.paths import AppPaths
 from cnnrnn.table_picture import PLAIN, RIGHT, save_table_picture
 
 

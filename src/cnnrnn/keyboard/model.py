@@ -2,7 +2,8 @@
 
 The train stage runs once per entry of ``keyboard.models``: ``word`` (next-word suggestions)
 and ``char`` (text generation). The recurrent state is carried from batch to batch (detached,
-so gradients stop at the window) and reset at the start of every epoch.
+so gradients stop at the window) and reset at the start of every epoch. Under DDP each rank
+carries the state of its own rows, whose windows its loader yields in order (see :mod:`.streams`).
 """
 
 from __future__ import annotations

@@ -13,8 +13,6 @@ from cnnrnn.model_file import read_model_file, rebuild
 from cnnrnn.text_models import model_files, text_inputs
 from cnnrnn.text import PAD, UNK, Vocabulary, require_text, tokenize_words
 
-INPUT_IS_TEXT = True
-
 
 class KeyboardModel:
     """One trained language model (``unit`` word or char) with its vocabulary."""
@@ -88,6 +86,13 @@ def generator_model(models: dict[str, KeyboardModel], name: str | None) -> Keybo
         return models[name]
     chars = [m for m in models.values() if m.unit == "char"]
     return chars[0] if chars else next(iter(models.values()))
+
+
+def generate(model_dir: Path, options: dict) -> str:
+    """``cnnrnn generate keyboard``: ``options['prompt']`` continued by ``length`` sampled tokens of the chosen
+    model (``options['model']``, default the character model), at ``temperature``, seeded by ``seed``."""
+    model = generator_model(load(model_dir), options.get("model"))
+    return model.generate(options["prompt"], options["length"], options["temperature"], options["seed"])
 
 
 def predict_frame(models: dict[str, KeyboardModel], frame):

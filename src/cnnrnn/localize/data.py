@@ -64,7 +64,8 @@ def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, chan
 def prepare_oxford_pet(data: dict[str, Any], raw: Path, out: Path, seed: int) -> None:
     """Extract the two Oxford-IIIT Pet archives (safely), read the head boxes of ``annotations/xmls``
     (trainval images only have them) and write COCO splits drawn by ``seed``."""
-    from cnnrnn.coco import coco_from_voc, oxford_pet_breed, write_coco_splits
+    from cnnrnn.coco.splits import write_coco_splits
+    from cnnrnn.coco.voc import coco_from_voc, oxford_pet_breed
     from cnnrnn.fetching import safe_extract
 
     work = out / "_extracted"
@@ -82,7 +83,7 @@ def prepare_oxford_pet(data: dict[str, Any], raw: Path, out: Path, seed: int) ->
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     import torch
 
-    from cnnrnn.coco import load_coco
+    from cnnrnn.coco.schema import load_coco
 
     data = params["data"]
     if data["format"] == "digit_scenes":

@@ -15,7 +15,7 @@ import torch
 
 from cnnrnn.localize.network import iou_and_giou, xywh_to_cxcywh
 from cnnrnn.localize.predict import load
-from cnnrnn.stages import AppPaths
+from cnnrnn.paths import AppPaths
 
 
 def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:

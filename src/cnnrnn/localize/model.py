@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -10,9 +9,9 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
-from cnnrnn.atomic import write_bytes_atomically
+from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
-from cnnrnn.classify.datamodule import channel_stats
+from cnnrnn.normalization import channel_stats
 from cnnrnn.localize.datamodule import LocalizationDataModule
 from cnnrnn.localize.network import Localizer, iou_and_giou, xywh_to_cxcywh
 
@@ -76,6 +75,4 @@ def save_model(module: ObjectLocalizer, model_dir: Path, datamodule: Localizatio
     saved = {"app": "localize", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
              "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
              "predict": dict(params["predict"]), "state_dict": module.network.state_dict()}
-    buffer = io.BytesIO()
-    torch.save(saved, buffer)
-    return write_bytes_atomically(model_dir / "model.pt", buffer.getvalue())
+    return write_model_file(model_dir / "model.pt", saved)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cnnrnn.classify.network import build_network
+from cnnrnn.convnet import build_network
 
 
 class Localizer(nn.Module):

@@ -12,24 +12,20 @@ import torch
 
 from cnnrnn.errors import UserError
 from cnnrnn.image_files import read_square_image
+from cnnrnn.model_file import read_model_file, rebuild
 from cnnrnn.localize.network import Localizer, cxcywh_to_xywh
+
+RETRAIN = "dvc repro localize_train"
 
 
 class LoadedLocalizer:
     def __init__(self, path: Path):
-        if not Path(path).is_file():
-            raise UserError(f"no trained model at {path}; run `dvc repro localize_train` first")
-        try:
-            saved = torch.load(path, map_location="cpu", weights_only=True)
-            self.classes: list[str] = saved["classes"]
-            self.image_shape: list[int] = saved["image_shape"]
-            channels, size, _ = self.image_shape
-            self.network = Localizer(saved["model_cfg"], channels, len(self.classes), size, saved["mean"], saved["std"])
-            self.network.load_state_dict(saved["state_dict"])
-        except (RuntimeError, KeyError, TypeError, ValueError, EOFError) as err:
-            raise UserError(f"{path} is not a cnnrnn localize model ({type(err).__name__}); retrain with "
-                            f"`dvc repro localize_train`") from err
-        self.network.eval()
+        saved = read_model_file(path, "localize", RETRAIN)
+        self.classes: list[str] = saved["classes"]
+        self.image_shape: list[int] = saved["image_shape"]
+        channels, size, _ = self.image_shape
+        self.network = rebuild(path, saved, lambda s: Localizer(s["model_cfg"], channels, len(self.classes), size,
+                                                                s["mean"], s["std"]), RETRAIN)
 
     @torch.no_grad()
     def localize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

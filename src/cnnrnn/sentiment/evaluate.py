@@ -17,7 +17,7 @@ from cnnrnn.sentiment.sentences import EncodedSentences, collate_sentences
 from cnnrnn.sentiment.network import BagOfWords
 from cnnrnn.sentiment.predict import SentimentModel, load
 from cnnrnn.errors import UserError
-from cnnrnn.stages import AppPaths
+from cnnrnn.paths import AppPaths
 from cnnrnn.table_picture import PLAIN, RIGHT, WRONG, save_table_picture
 
 BAG_OF_WORDS_NOTE = "same words give the same score, so no pair can be right: 0 by construction"

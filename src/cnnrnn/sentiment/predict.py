@@ -14,8 +14,6 @@ from cnnrnn.sentiment.network import build_network
 from cnnrnn.text_models import model_files, text_inputs
 from cnnrnn.text import Vocabulary, require_text, tokenize_words
 
-INPUT_IS_TEXT = True
-
 
 class SentimentModel:
     """One trained network with its vocabulary."""

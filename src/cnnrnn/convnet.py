@@ -1,6 +1,6 @@
-"""The classify CNN as a plain ``nn.Module`` (no Lightning), so prediction loads fast.
+"""The seed's CNN as a plain ``nn.Module`` (no Lightning), so prediction loads fast.
 
-The seed's recipe: convolutions (configurable kernel size and stride) -> ReLU -> max-pooling,
+classify uses it whole; localize uses its blocks and head under two output heads. The seed's recipe: convolutions (configurable kernel size and stride) -> ReLU -> max-pooling,
 repeated, then a small fully connected head that outputs one score per class.
 """
 
@@ -76,11 +76,11 @@ def feature_size(model_cfg: dict, image_size: int) -> int:
 
 def build_network(model_cfg: dict, in_channels: int, num_classes: int, image_size: int,
                   mean: list[float] | None = None, std: list[float] | None = None) -> ConvNet:
-    """A :class:`ConvNet` from ``classify.model`` of the config."""
+    """A :class:`ConvNet` from an application's ``model`` config (``classify.model``, ``localize.model``)."""
     from cnnrnn.errors import UserError
 
     if feature_size(model_cfg, image_size) < 1:
-        raise UserError(f"classify.model: {len(model_cfg['channels'])} blocks with stride {model_cfg['stride']} and "
+        raise UserError(f"model: {len(model_cfg['channels'])} blocks with stride {model_cfg['stride']} and "
                         f"pool {model_cfg['pool']} shrink {image_size}x{image_size} images to nothing; use fewer "
                         f"channels entries, stride 1 or a smaller pool")
     return ConvNet(in_channels, num_classes, image_size, list(model_cfg["channels"]), model_cfg["convs_per_block"],

@@ -1,0 +1,196 @@
+"""The applications, and the protocol each one follows: the one place that lists them.
+
+The command line, the stages, ``dvc.yaml`` (written by ``cnnrnn pipeline``), the report and
+the tests' tiny settings all read :data:`APPLICATIONS`. Adding an application is a package
+``src/cnnrnn/<app>/`` with the parts of :data:`PROTOCOL`, its ``conf/<app>/`` groups, and one
+entry here. Importing this module is cheap: it names the parts' modules and imports them only
+when a stage asks for one.
+
+The protocol (``<part>``: the module of ``cnnrnn.<app>`` that provides it, then its functions):
+
+- ``data``: ``prepare(params, raw, out) -> info`` (raw files -> prepared tensors; no Lightning,
+  no MLflow); optional ``complete_fetch(params, raw)``, run after the configured files are
+  fetched (e.g. detect's COCO subset: choose images, then download only those);
+- ``model``: ``make_datamodule(params, prepared)``, ``make_module(params, datamodule)`` and
+  ``save_model(module, model_dir, datamodule, params) -> Path`` (a :mod:`cnnrnn.model_file`);
+- ``evaluate``: ``evaluate(params, paths) -> (metrics, files)`` on the held-out test split;
+- ``predict``: ``load(model_dir)``, ``describe(model, input, top, as_json, output) -> str`` (one
+  input of ``cnnrnn predict``) and ``predict_frame(model, frame)`` (the MLflow pyfunc model);
+- ``generate`` (optional, with its command-line options): ``generate(model_dir, options) -> str``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from cnnrnn.errors import UserError
+
+# part -> (functions every application provides, functions it may provide)
+PROTOCOL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "data": (("prepare",), ("complete_fetch",)),
+    "model": (("make_datamodule", "make_module", "save_model"), ()),
+    "evaluate": (("evaluate",), ()),
+    "predict": (("load", "describe", "predict_frame"), ()),
+}
+GENERATE_FUNCTION = "generate"
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more."""
+    import argparse
+
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of ``cnnrnn generate APP`` (the arguments of ``argparse.add_argument``)."""
+
+    flags: tuple[str, ...]
+    help: str
+    type: Any = str
+    default: Any = None
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Application:
+    """One application: what it is, where its parts are, and how its stages appear in ``dvc.yaml``.
+
+    Params are written relative to the application's section of ``params.yaml`` (``data.source``
+    means ``<app>.data.source``), except ``seed``, the project's one seed.
+    """
+
+    name: str
+    network: str  # "CNN" or "RNN": which half of the mission it shows
+    summary: str
+    inputs: str  # what `cnnrnn predict APP` takes: "images" (files) or "texts"
+    several_models: bool = False  # one train stage per entry of <app>.models (foreach), models/<app>/<name>/
+    fetch_params: tuple[str, ...] = ("data.source",)
+    prepare_params: tuple[str, ...] = ("seed", "data")
+    evaluate_params: tuple[str, ...] = ()  # read by evaluate besides <app>.evaluate (its report-only keys left out)
+    evaluate_outs: tuple[str, ...] = ()  # cached outputs of evaluate besides metrics and plots
+    evaluate_plots: tuple[str, ...] = ()  # files evaluate writes under plots/<app>/ (kept in git)
+    plot_definitions: tuple[dict | str, ...] = ()  # how `dvc plots show` draws them (dvc.yaml's top-level plots)
+    generate_options: tuple[Option, ...] = ()  # empty: the application does not generate
+    tiny: tuple[str, ...] = ()  # Hydra overrides that make the whole pipeline tiny (tests)
+    parts: dict[str, str] = field(default_factory=lambda: {part: part for part in PROTOCOL})
+
+    def module_name(self, part: str) -> str:
+        """``cnnrnn.<app>.<module>`` of a part of :data:`PROTOCOL` (or ``generate``, in the predict module)."""
+        return f"cnnrnn.{self.name}.{self.parts['predict' if part == GENERATE_FUNCTION else part]}"
+
+    def part(self, part: str) -> ModuleType:
+        return importlib.import_module(self.module_name(part))
+
+    @property
+    def generates(self) -> bool:
+        return bool(self.generate_options)
+
+
+def _learning_curves(app: str, y: list[str], models: tuple[str, ...] = ()) -> dict:
+    files = [f"plots/{app}/{m}/train_curves.csv" for m in models] or [f"plots/{app}/train_curves.csv"]
+    return {f"{app} learning curves": {"template": "linear", "x": "epoch", "y": {f: y for f in files}}}
+
+
+_APPLICATIONS = (
+    Application(
+        name="classify", network="CNN", inputs="images",
+        summary="a CNN names the class of an image (MNIST-5k digits by default)",
+        fetch_params=("data.source",),
+        prepare_params=("seed", "data.name", "data.format", "data.source.files", "data.classes", "data.val_fraction",
+                        "data.test_fraction"),
+        evaluate_plots=("confusion.csv", "per_class.csv", "confusion_matrix.png", "misclassified.png",
+                        "feature_maps.png"),
+        plot_definitions=(
+            _learning_curves("classify", ["train_loss", "val_loss", "val_accuracy"]),
+            {"classify confusion matrix": {"template": "confusion", "x": "predicted",
+                                           "y": {"plots/classify/confusion.csv": "actual"}}},
+            "plots/classify/confusion_matrix.png", "plots/classify/misclassified.png", "plots/classify/feature_maps.png",
+        ),
+        tiny=("classify.train.max_epochs=1", "classify.train.limit_train_batches=4", "classify.train.limit_val_batches=2",
+              "classify.model.channels=[8,16]", "classify.model.hidden=16"),
+    ),
+    Application(
+        name="detect", network="CNN", inputs="images",
+        summary="boxes and classes of every object in an image, written and scored as COCO",
+        fetch_params=("seed", "data"),  # complete_fetch chooses the COCO subset from data.subset
+        evaluate_outs=("data/detect/evaluation",),
+        evaluate_plots=("per_class_ap.csv", "predictions.png"),
+        plot_definitions=(_learning_curves("detect", ["train_loss", "val_loss"]), "plots/detect/predictions.png"),
+        tiny=("detect.data.images.train=16", "detect.data.images.val=8", "detect.data.images.test=8",
+              "detect.train.max_epochs=1"),
+    ),
+    Application(
+        name="localize", network="CNN", inputs="images",
+        summary="the class and box of the one object in an image",
+        evaluate_plots=("per_class.csv", "iou.csv", "predictions.png"),
+        plot_definitions=(
+            _learning_curves("localize", ["train_loss", "val_loss", "val_accuracy", "val_iou"]),
+            {"localize IoU per test image": {"template": "scatter", "x": "image", "y": {"plots/localize/iou.csv": "iou"}}},
+            "plots/localize/predictions.png",
+        ),
+        tiny=("localize.data.images.train=64", "localize.data.images.val=16", "localize.data.images.test=16",
+              "localize.train.max_epochs=1"),
+    ),
+    Application(
+        name="sentiment", network="RNN", inputs="texts", several_models=True,
+        summary="order-sensitive sentiment: a bag of words, a fixed window and an RNN on the same sentences",
+        evaluate_params=("models",),
+        evaluate_plots=("models.csv", "contrast_scores.csv", "contrast_pairs.png"),
+        plot_definitions=(_learning_curves("sentiment", ["val_accuracy"], ("bow", "window", "rnn")),
+                          "plots/sentiment/contrast_pairs.png"),
+        tiny=("sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",
+              "sentiment.data.order_sentences.count=200", "sentiment.data.contrast_pairs=50",
+              *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "rnn")]),
+    ),
+    Application(
+        name="keyboard", network="RNN", inputs="texts", several_models=True,
+        summary="next-word suggestions (word LSTM against a Kneser-Ney n-gram) and text generation (char LSTM)",
+        evaluate_params=("seed", "models", "baseline"),
+        evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "generated.txt"),
+        plot_definitions=(
+            _learning_curves("keyboard", ["train_loss", "val_loss"], ("word", "char")),
+            {"keyboard context curve (test loss when the LSTM sees only the last k words)": {
+                "template": "linear", "x": "context_words", "y": {"plots/keyboard/context_curve.csv": "test_loss"}}},
+            "plots/keyboard/context_curve.png", "plots/keyboard/suggestions.png",
+        ),
+        generate_options=(
+            Option(("--prompt",), "text to continue, e.g. 'ROMEO:'", required=True),
+            Option(("--length",), "tokens (characters or words) to add (default 300)", type=positive_int, default=300),
+            Option(("--temperature",), "sampling temperature, above 0: lower is safer and more repetitive (default 0.8)",
+                   type=float, default=0.8),
+            Option(("--seed",), "random seed of the sampling: the same seed gives the same text (default 42)",
+                   type=int, default=42),
+            Option(("--model",), "which trained model (default: the character model)"),
+        ),
+        tiny=("keyboard.train.limit_train_batches=3", "keyboard.train.limit_val_batches=2",
+              "keyboard.evaluate.max_test_tokens=3000", "keyboard.evaluate.context_positions=100",
+              "keyboard.evaluate.examples=2", "keyboard.evaluate.generate_length=20",
+              *[f"keyboard.models.{m}.{k}" for m in ("word", "char")
+                for k in ("train.max_epochs=1", "hidden=32", "embedding_dim=16")]),
+    ),
+)
+
+APPLICATIONS: dict[str, Application] = {app.name: app for app in _APPLICATIONS}
+# The mission's other applications, not registered yet (each has its issue).
+PLANNED = ("stylize", "translate", "compose")
+
+
+def application(name: str) -> Application:
+    """The registered application ``name``; a :class:`UserError` listing the registered ones otherwise."""
+    if name not in APPLICATIONS:
+        planned = f" ({name} is planned, not built yet)" if name in PLANNED else ""
+        raise UserError(f"unknown application {name!r}{planned}; choose one of: {', '.join(APPLICATIONS)}")
+    return APPLICATIONS[name]
+
+
+def tiny_overrides(apps: list[str] | None = None) -> list[str]:
+    """The Hydra overrides that make every application (or those of ``apps``) tiny, for tests."""
+    return [o for name in sorted(apps or APPLICATIONS) for o in APPLICATIONS[name].tiny]
