@@ -121,10 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_libraries(command: str) -> None:
+    """Keep the console for progress and results: Lightning's and MLflow's INFO chatter (accelerator lines,
+    tips, database migrations) and deprecation notices off; their warnings and errors, and the progress bars, stay.
+
+    The levels are set after importing the libraries, which set their own loggers to INFO when imported.
+    """
+    import logging
+    import warnings
+
+    if command == "train":
+        import pytorch_lightning  # noqa: F401
+    if command in ("train", "evaluate"):
+        import mlflow  # noqa: F401
+    for name in ("pytorch_lightning", "lightning_fabric", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+
+
 def run(args: argparse.Namespace) -> int:
     from cnnrnn import stages
 
     if args.command in ("fetch", "prepare", "train", "evaluate"):
+        if args.command in ("train", "evaluate"):
+            quiet_libraries(args.command)
         options = {"model": args.model} if args.command == "train" and args.model else {}
         result = getattr(stages, args.command)(args.app, **options)
         if args.command == "evaluate":

@@ -11,7 +11,6 @@ wherever its pip requirements are installed, without this checkout.
 
 from __future__ import annotations
 
-import importlib
 import shutil
 import tempfile
 import warnings
@@ -28,14 +27,23 @@ PIP_REQUIREMENTS = ["torch>=2.4,<2.15", "numpy>=1.26", "pandas>=2.0", "pillow>=1
 
 
 class CnnrnnModel(mlflow.pyfunc.PythonModel):
-    """Loads ``artifacts['model_dir']`` with the predict module of ``model_config['app']``."""
+    """Loads ``artifacts['model_dir']`` with the predict part of ``model_config['app']`` (see :mod:`cnnrnn.registry`)."""
 
     def load_context(self, context):
-        self._predict = importlib.import_module(f"cnnrnn.{context.model_config['app']}.predict")
+        from cnnrnn.registry import application
+
+        self._predict = application(context.model_config["app"]).part("predict")
         self.model = self._predict.load(Path(context.artifacts["model_dir"]))
 
-    def predict(self, context, model_input, params=None):
-        return self._predict.predict_frame(self.model, model_input)
+
+def _predict(self, context, model_input, params=None):
+    """A DataFrame, an array or a list in; the application's ``predict_frame`` answer out."""
+    return self._predict.predict_frame(self.model, model_input)
+
+
+# Attached after the class is made: MLflow checks `predict` for type hints when the class is defined and warns
+# on every import when it has none (ours takes a DataFrame or an array on purpose), overriding warning filters.
+CnnrnnModel.predict = _predict
 
 
 def log_model(mlflow, app: str, model_dir: Path):
