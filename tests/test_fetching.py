@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import http.client
 import io
 import json
 import shutil

@@ -13,11 +13,11 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from cnnrnn.image_models import image_model_record, image_module
 from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
 from cnnrnn.classify.datamodule import ImageDataModule
 from cnnrnn.convnet import build_network
-from cnnrnn.normalization import channel_stats
 
 
 class ImageClassifier(pl.LightningModule):
@@ -61,9 +61,7 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> ImageDataModule:
 
 
 def make_module(params: dict[str, Any], datamodule: ImageDataModule) -> ImageClassifier:
-    info = datamodule.info
-    mean, std = channel_stats(datamodule.datasets["train"].tensors[0])
-    return ImageClassifier(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
+    return image_module(ImageClassifier, params, datamodule)
 
 
 def input_style(images: torch.Tensor, predict_cfg: dict) -> tuple[bool, float]:
@@ -96,11 +94,7 @@ def save_model(module: ImageClassifier, model_dir: Path, datamodule: ImageDataMo
 
     Only tensors and plain values, so it loads with ``torch.load(weights_only=True)`` and without Lightning.
     """
-    hp = module.hparams
     predict_cfg = params["predict"]
     light_on_dark, content_fraction = input_style(datamodule.datasets["train"].tensors[0], predict_cfg)
-    saved = {"app": "classify", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
-             "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
-             "predict": {**predict_cfg, "light_on_dark": light_on_dark, "content_fraction": content_fraction},
-             "state_dict": module.network.state_dict()}
-    return write_model_file(model_dir / "model.pt", saved)
+    style = {**predict_cfg, "light_on_dark": light_on_dark, "content_fraction": content_fraction}
+    return write_model_file(model_dir / "model.pt", image_model_record("classify", module, style))

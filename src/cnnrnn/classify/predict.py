@@ -13,23 +13,15 @@ import torch
 
 from cnnrnn.convnet import build_network
 from cnnrnn.errors import UserError
-from cnnrnn.model_file import read_model_file, rebuild
-
-RETRAIN = "dvc repro classify_train"
+from cnnrnn.image_models import LoadedImageModel
 
 
-class LoadedClassifier:
-    """A trained classifier and the facts needed to feed it: classes, input shape, background."""
+class LoadedClassifier(LoadedImageModel):
+    """A trained classifier and the facts needed to feed it: classes, input shape, background (``style``)."""
 
     def __init__(self, path: Path):
-        # weights_only: a model file never runs code when loaded.
-        saved = read_model_file(path, "classify", RETRAIN)
-        self.classes: list[str] = saved["classes"]
-        self.image_shape: list[int] = saved["image_shape"]
-        self.style: dict = saved["predict"]
-        channels, height, _ = self.image_shape
-        self.network = rebuild(path, saved, lambda s: build_network(s["model_cfg"], channels, len(self.classes), height,
-                                                                    s["mean"], s["std"]), RETRAIN)
+        super().__init__(path, "classify", build_network)
+        self.style: dict = self.settings
 
     @torch.no_grad()
     def probabilities(self, images: torch.Tensor) -> torch.Tensor:

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 
+from cnnrnn.image_models import image_model_record, image_module
 from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
-from cnnrnn.normalization import channel_stats
 from cnnrnn.detect.datamodule import DetectionDataModule
 from cnnrnn.detect.centernet import centernet_loss, centernet_targets
 from cnnrnn.detect.network import build_network
@@ -57,15 +56,9 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> DetectionDataModu
 
 
 def make_module(params: dict[str, Any], datamodule: DetectionDataModule) -> ObjectDetector:
-    info = datamodule.info
-    mean, std = channel_stats(datamodule.datasets["train"].tensors[0])
-    return ObjectDetector(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
+    return image_module(ObjectDetector, params, datamodule)
 
 
 def save_model(module: ObjectDetector, model_dir: Path, datamodule: DetectionDataModule, params: dict[str, Any]) -> Path:
     """Write ``model.pt`` (plain tensors and values; loads without Lightning, with weights_only)."""
-    hp = module.hparams
-    saved = {"app": "detect", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
-             "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
-             "predict": dict(params["predict"]), "state_dict": module.network.state_dict()}
-    return write_model_file(model_dir / "model.pt", saved)
+    return write_model_file(model_dir / "model.pt", image_model_record("detect", module, params["predict"]))

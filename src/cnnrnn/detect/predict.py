@@ -14,30 +14,19 @@ import torch
 from cnnrnn.detect.centernet import decode
 from cnnrnn.detect.network import build_network
 from cnnrnn.errors import UserError
-from cnnrnn.image_files import read_square_image
-from cnnrnn.model_file import read_model_file, rebuild
-
-RETRAIN = "dvc repro detect_train"
+from cnnrnn.image_models import LoadedImageModel
 
 
-class LoadedDetector:
+class LoadedDetector(LoadedImageModel):
     def __init__(self, path: Path):
-        saved = read_model_file(path, "detect", RETRAIN)
-        self.classes: list[str] = saved["classes"]
-        self.image_shape: list[int] = saved["image_shape"]
-        self.settings: dict = saved["predict"]
-        self.network = rebuild(path, saved, lambda s: build_network(s["model_cfg"], self.image_shape[0], len(self.classes),
-                                                                    s["mean"], s["std"]), RETRAIN)
+        super().__init__(path, "detect", lambda cfg, channels, classes, size, mean, std:
+                         build_network(cfg, channels, classes, mean, std))
 
     @torch.no_grad()
     def detect(self, images: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         """(B, C, S, S) floats in [0, 1] -> per image (boxes (n, 4) COCO input pixels, scores (n,), labels (n,))."""
         s = self.settings
         return decode(self.network(images), s["max_detections"], s["score_threshold"], self.network.stride, s["nms_iou"])
-
-    def read_image(self, path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
-        """An image file -> ((C, S, S) tensor in [0, 1], (width, height) of the file)."""
-        return read_square_image(path, self.image_shape[0], self.image_shape[1])
 
     def detect_file(self, path: Path) -> list[dict[str, Any]]:
         image, (width, height) = self.read_image(path)

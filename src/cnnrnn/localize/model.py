@@ -6,12 +6,11 @@ from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-import torch
 import torch.nn.functional as F
 
+from cnnrnn.image_models import image_model_record, image_module
 from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
-from cnnrnn.normalization import channel_stats
 from cnnrnn.localize.datamodule import LocalizationDataModule
 from cnnrnn.localize.network import Localizer, iou_and_giou, xywh_to_cxcywh
 
@@ -64,15 +63,9 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> LocalizationDataM
 
 
 def make_module(params: dict[str, Any], datamodule: LocalizationDataModule) -> ObjectLocalizer:
-    info = datamodule.info
-    mean, std = channel_stats(datamodule.datasets["train"].tensors[0])
-    return ObjectLocalizer(params["model"], params["train"], info["classes"], info["image_shape"], mean, std)
+    return image_module(ObjectLocalizer, params, datamodule)
 
 
 def save_model(module: ObjectLocalizer, model_dir: Path, datamodule: LocalizationDataModule, params: dict[str, Any]) -> Path:
     """Write ``model.pt`` (plain tensors and values; loads without Lightning, with weights_only)."""
-    hp = module.hparams
-    saved = {"app": "localize", "model_cfg": dict(hp.model_cfg), "classes": list(hp.classes),
-             "image_shape": list(hp.image_shape), "mean": list(hp.mean), "std": list(hp.std),
-             "predict": dict(params["predict"]), "state_dict": module.network.state_dict()}
-    return write_model_file(model_dir / "model.pt", saved)
+    return write_model_file(model_dir / "model.pt", image_model_record("localize", module, params["predict"]))

@@ -11,21 +11,13 @@ from typing import Any
 import torch
 
 from cnnrnn.errors import UserError
-from cnnrnn.image_files import read_square_image
-from cnnrnn.model_file import read_model_file, rebuild
+from cnnrnn.image_models import LoadedImageModel
 from cnnrnn.localize.network import Localizer, cxcywh_to_xywh
 
-RETRAIN = "dvc repro localize_train"
 
-
-class LoadedLocalizer:
+class LoadedLocalizer(LoadedImageModel):
     def __init__(self, path: Path):
-        saved = read_model_file(path, "localize", RETRAIN)
-        self.classes: list[str] = saved["classes"]
-        self.image_shape: list[int] = saved["image_shape"]
-        channels, size, _ = self.image_shape
-        self.network = rebuild(path, saved, lambda s: Localizer(s["model_cfg"], channels, len(self.classes), size,
-                                                                s["mean"], s["std"]), RETRAIN)
+        super().__init__(path, "localize", Localizer)
 
     @torch.no_grad()
     def localize(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -33,10 +25,6 @@ class LoadedLocalizer:
         logits, boxes = self.network(images)
         probs = torch.softmax(logits, 1)
         return probs, probs.argmax(1), cxcywh_to_xywh(boxes, self.image_shape[1])
-
-    def read_image(self, path: Path) -> tuple[torch.Tensor, tuple[int, int]]:
-        """An image file -> ((C, S, S) tensor in [0, 1], (width, height) of the file)."""
-        return read_square_image(path, self.image_shape[0], self.image_shape[1])
 
     def predict_files(self, paths: list[Path]) -> list[dict[str, Any]]:
         results = []
