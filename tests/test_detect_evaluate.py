@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from cnnrnn.coco.schema import write_coco
-from cnnrnn.detect.evaluate import category_ids_by_label, score_detections, split_categories
+from cnnrnn.detect.data import split_categories
+from cnnrnn.detect.evaluate import category_ids_by_label, score_detections
 from cnnrnn.errors import UserError
 
 # Ids neither contiguous nor in the model's class order.
@@ -84,3 +85,21 @@ def test_a_model_class_missing_from_the_test_file_is_a_clear_error(tmp_path):
     categories = {c["id"]: c["name"] for c in json.loads(source.read_text())["categories"]}
     with pytest.raises(UserError, match=r"instances_test.json has no category named 'horse'.*detect_train"):
         category_ids_by_label(["cat", "horse"], categories, source)
+
+
+def test_prepare_refuses_splits_with_different_categories_before_anything_is_trained(tmp_path):
+    """A COCO directory whose test split names another category stops at prepare, not at evaluate."""
+    from cnnrnn.detect.data import prepare
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    raw.mkdir()
+    out.mkdir()
+    for split in ("train", "val"):
+        write_split(raw, split, CATEGORIES)
+    write_split(raw, "test", [{"id": 42, "name": "dog"}, {"id": 3, "name": "bird"}, {"id": 7, "name": "horse"}])
+    for split in ("train", "val", "test"):
+        (raw / split).mkdir()
+    params = {"seed": 0, "data": {"name": "coco_directory", "format": "coco", "input_size": 64, "channels": 3}}
+    with pytest.raises(UserError, match="list different categories"):
+        prepare(params, raw, out)
+    assert not list(out.glob("*.pt"))

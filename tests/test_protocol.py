@@ -16,13 +16,16 @@ from cnnrnn.registry import APPLICATIONS, GENERATE_FUNCTION, PROTOCOL, applicati
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-GROUPS = ("data", "train", "evaluate")  # every application's conf/<app>/ groups, besides its model(s)
+GROUPS = ("data", "train", "evaluate")
+SHAPE = ("data", "datamodule", "network", "model", "evaluate", "predict")  # every application's modules  # every application's conf/<app>/ groups, besides its model(s)
 
 
 @pytest.mark.parametrize("name", list(APPLICATIONS))
 def test_every_registered_application_provides_the_protocol(name):
     app = application(name)
     assert (SRC / "cnnrnn" / name / "__init__.py").is_file(), f"src/cnnrnn/{name}/ is the application's package"
+    for module in SHAPE:  # one shape: who has read one application finds their way in all the others
+        assert (SRC / "cnnrnn" / name / f"{module}.py").is_file(), f"src/cnnrnn/{name}/{module}.py is missing"
     for part, (required, _optional) in PROTOCOL.items():
         module = app.part(part)
         for function in required:

@@ -53,16 +53,6 @@ class ConvNet(nn.Module):
         x = (images - self.mean) / self.std  # (B, C, H, W)
         return self.head(self.blocks(x))  # (B, num_classes)
 
-    @torch.no_grad()
-    def first_block_maps(self, images: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
-        """What the first block computes, step by step: [(layer name, (B, C', H', W')), ...]."""
-        x = (images - self.mean) / self.std
-        maps = []
-        for layer in self.blocks[0]:
-            x = layer(x.clone()) if isinstance(layer, nn.ReLU) else layer(x)
-            maps.append((type(layer).__name__, x))
-        return maps
-
 
 def feature_size(model_cfg: dict, image_size: int) -> int:
     """Height (= width) of the last block's feature map for square inputs of ``image_size``."""

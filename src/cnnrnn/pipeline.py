@@ -170,6 +170,13 @@ def report_stage(params: dict[str, Any], root: Path) -> dict[str, Any]:
             "outs": _uncached(["reports/report.md"])}
 
 
+def learning_curves(app: Application, params: dict[str, Any]) -> dict[str, Any]:
+    """The plot of ``app.curves`` over epochs, from each of the application's models' ``train_curves.csv``."""
+    models = list(params[app.name].get("models") or {}) if app.several_models else []
+    files = [f"plots/{app.name}/{m}/train_curves.csv" for m in models] or [f"plots/{app.name}/train_curves.csv"]
+    return {f"{app.name} learning curves": {"template": "linear", "x": "epoch", "y": {f: list(app.curves) for f in files}}}
+
+
 def _dump(value: Any) -> str:
     return yaml.safe_dump(value, sort_keys=False, default_flow_style=False, width=120)
 
@@ -189,5 +196,6 @@ def dvc_yaml_text(root: Path) -> str:
     parts.append("  # every application's metrics, tables and pictures, each against its quality bar\n")
     parts.append(_indent(_dump({"report": report_stage(params, root)})))
     parts.append("\n# How `dvc plots show` / `dvc plots diff` draw the plot data (pictures are shown as they are).\n")
-    parts.append(_dump({"plots": [d for app in APPLICATIONS.values() for d in app.plot_definitions]}))
+    parts.append(_dump({"plots": [d for app in APPLICATIONS.values()
+                                  for d in (learning_curves(app, params), *app.plot_definitions)]}))
     return "".join(parts)

@@ -22,7 +22,7 @@ The protocol (``<part>``: the module of ``cnnrnn.<app>`` that provides it, then 
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -77,14 +77,14 @@ class Application:
     evaluate_params: tuple[str, ...] = ()  # read by evaluate besides <app>.evaluate (its report-only keys left out)
     evaluate_outs: tuple[str, ...] = ()  # cached outputs of evaluate besides metrics and plots
     evaluate_plots: tuple[str, ...] = ()  # files evaluate writes under plots/<app>/ (kept in git)
-    plot_definitions: tuple[dict | str, ...] = ()  # how `dvc plots show` draws them (dvc.yaml's top-level plots)
+    curves: tuple[str, ...] = ("train_loss", "val_loss")  # train_curves.csv columns `dvc plots show` draws
+    plot_definitions: tuple[dict | str, ...] = ()  # how `dvc plots show` draws evaluate's plots (after the curves)
     generate_options: tuple[Option, ...] = ()  # empty: the application does not generate
     tiny: tuple[str, ...] = ()  # Hydra overrides that make the whole pipeline tiny (tests)
-    parts: dict[str, str] = field(default_factory=lambda: {part: part for part in PROTOCOL})
 
     def module_name(self, part: str) -> str:
-        """``cnnrnn.<app>.<module>`` of a part of :data:`PROTOCOL` (or ``generate``, in the predict module)."""
-        return f"cnnrnn.{self.name}.{self.parts['predict' if part == GENERATE_FUNCTION else part]}"
+        """``cnnrnn.<app>.<part>``, the module of a part of :data:`PROTOCOL` (``generate`` is in ``predict``)."""
+        return f"cnnrnn.{self.name}.{'predict' if part == GENERATE_FUNCTION else part}"
 
     def part(self, part: str) -> ModuleType:
         return importlib.import_module(self.module_name(part))
@@ -92,11 +92,6 @@ class Application:
     @property
     def generates(self) -> bool:
         return bool(self.generate_options)
-
-
-def _learning_curves(app: str, y: list[str], models: tuple[str, ...] = ()) -> dict:
-    files = [f"plots/{app}/{m}/train_curves.csv" for m in models] or [f"plots/{app}/train_curves.csv"]
-    return {f"{app} learning curves": {"template": "linear", "x": "epoch", "y": {f: y for f in files}}}
 
 
 _APPLICATIONS = (
@@ -108,8 +103,8 @@ _APPLICATIONS = (
                         "data.test_fraction"),
         evaluate_plots=("confusion.csv", "per_class.csv", "confusion_matrix.png", "misclassified.png",
                         "feature_maps.png"),
+        curves=("train_loss", "val_loss", "val_accuracy"),
         plot_definitions=(
-            _learning_curves("classify", ["train_loss", "val_loss", "val_accuracy"]),
             {"classify confusion matrix": {"template": "confusion", "x": "predicted",
                                            "y": {"plots/classify/confusion.csv": "actual"}}},
             "plots/classify/confusion_matrix.png", "plots/classify/misclassified.png", "plots/classify/feature_maps.png",
@@ -123,7 +118,7 @@ _APPLICATIONS = (
         fetch_params=("seed", "data"),  # complete_fetch chooses the COCO subset from data.subset
         evaluate_outs=("data/detect/evaluation",),
         evaluate_plots=("per_class_ap.csv", "predictions.png"),
-        plot_definitions=(_learning_curves("detect", ["train_loss", "val_loss"]), "plots/detect/predictions.png"),
+        plot_definitions=("plots/detect/predictions.png",),
         tiny=("detect.data.images.train=16", "detect.data.images.val=8", "detect.data.images.test=8",
               "detect.train.max_epochs=1"),
     ),
@@ -131,8 +126,8 @@ _APPLICATIONS = (
         name="localize", network="CNN", inputs="images",
         summary="the class and box of the one object in an image",
         evaluate_plots=("per_class.csv", "iou.csv", "predictions.png"),
+        curves=("train_loss", "val_loss", "val_accuracy", "val_iou"),
         plot_definitions=(
-            _learning_curves("localize", ["train_loss", "val_loss", "val_accuracy", "val_iou"]),
             {"localize IoU per test image": {"template": "scatter", "x": "image", "y": {"plots/localize/iou.csv": "iou"}}},
             "plots/localize/predictions.png",
         ),
@@ -144,8 +139,8 @@ _APPLICATIONS = (
         summary="order-sensitive sentiment: a bag of words, a fixed window and an RNN on the same sentences",
         evaluate_params=("models",),
         evaluate_plots=("models.csv", "contrast_scores.csv", "contrast_pairs.png"),
-        plot_definitions=(_learning_curves("sentiment", ["val_accuracy"], ("bow", "window", "rnn")),
-                          "plots/sentiment/contrast_pairs.png"),
+        curves=("val_accuracy",),
+        plot_definitions=("plots/sentiment/contrast_pairs.png",),
         tiny=("sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",
               "sentiment.data.order_sentences.count=200", "sentiment.data.contrast_pairs=50",
               *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "rnn")]),
@@ -156,7 +151,6 @@ _APPLICATIONS = (
         evaluate_params=("seed", "models", "baseline"),
         evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "generated.txt"),
         plot_definitions=(
-            _learning_curves("keyboard", ["train_loss", "val_loss"], ("word", "char")),
             {"keyboard context curve (test loss when the LSTM sees only the last k words)": {
                 "template": "linear", "x": "context_words", "y": {"plots/keyboard/context_curve.csv": "test_loss"}}},
             "plots/keyboard/context_curve.png", "plots/keyboard/suggestions.png",

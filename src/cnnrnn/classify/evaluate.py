@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cnnrnn.classify.network import first_block_maps
 from cnnrnn.classify.predict import load
 from cnnrnn.paths import AppPaths
 
@@ -115,7 +116,7 @@ def draw_misclassified(images: torch.Tensor, actual: np.ndarray, predicted: np.n
 
 def draw_feature_maps(model, image: torch.Tensor, shown: int, path: Path) -> Path:
     """The input, then ``shown`` channels after each layer of the first block (conv, [BN], ReLU, pool)."""
-    maps = model.network.first_block_maps(image)
+    maps = first_block_maps(model.network, image)
     fig = _figure(1.3 * (shown + 1), 1.4 * len(maps))
     for r, (name, fmap) in enumerate(maps):
         ax = fig.add_subplot(len(maps), shown + 1, r * (shown + 1) + 1)

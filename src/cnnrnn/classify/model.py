@@ -17,11 +17,11 @@ from cnnrnn.image_models import image_model_record, image_module
 from cnnrnn.model_file import write_model_file
 from cnnrnn.optimization import adamw_one_cycle
 from cnnrnn.classify.datamodule import ImageDataModule
-from cnnrnn.convnet import build_network
+from cnnrnn.classify.network import build_classifier
 
 
 class ImageClassifier(pl.LightningModule):
-    """Cross-entropy training of :class:`~cnnrnn.convnet.ConvNet`.
+    """Cross-entropy training of :func:`~cnnrnn.classify.network.build_classifier`'s ConvNet.
 
     Batches: (images (B, C, H, W) floats in [0, 1], labels (B,)). Logs ``train_loss``,
     ``val_loss`` and ``val_accuracy`` per epoch.
@@ -32,7 +32,7 @@ class ImageClassifier(pl.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         channels, height, _ = image_shape
-        self.network = build_network(model_cfg, channels, len(classes), height, mean, std)
+        self.network = build_classifier(model_cfg, channels, len(classes), height, mean, std)
         self.train_cfg = train_cfg
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from cnnrnn.convnet import build_network
+from cnnrnn.classify.network import build_classifier
 from cnnrnn.errors import UserError
 from cnnrnn.image_models import LoadedImageModel
 
@@ -20,7 +20,7 @@ class LoadedClassifier(LoadedImageModel):
     """A trained classifier and the facts needed to feed it: classes, input shape, background (``style``)."""
 
     def __init__(self, path: Path):
-        super().__init__(path, "classify", build_network)
+        super().__init__(path, "classify", build_classifier)
         self.style: dict = self.settings
 
     @torch.no_grad()

@@ -69,6 +69,28 @@ def coco_to_tensors(coco: dict[str, Any], image_dir: Path, input_size: int, chan
             "original_sizes": torch.tensor([[r["width"], r["height"]] for r in records])}
 
 
+def split_categories(prepared: Path, splits: tuple[str, ...] = SPLITS) -> dict[int, str]:
+    """The categories, {id: name}, that every ``prepared/instances_<split>.json`` lists.
+
+    The labels are numbered by each split's own categories, so splits that list different ones
+    would train and test on different labels: a :class:`UserError` names the two files and the
+    categories that differ, before anything is trained.
+    """
+    listed = {}
+    for split in splits:
+        path = Path(prepared) / f"instances_{split}.json"
+        listed[path] = {c["id"]: c["name"] for c in json.loads(path.read_text())["categories"]}
+    (first, reference), *others = listed.items()
+    for path, categories in others:
+        if categories != reference:
+            only_here = sorted(set(categories.items()) - set(reference.items()))
+            only_first = sorted(set(reference.items()) - set(categories.items()))
+            raise UserError(f"{path} and {first} list different categories (id, name): only in {path.name}: "
+                            f"{only_here or 'none'}; only in {first.name}: {only_first or 'none'}. Every split must "
+                            f"list the same category ids and names; fix the data set and rerun `dvc repro detect_prepare`")
+    return reference
+
+
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     import torch
 
@@ -90,6 +112,7 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
         write_coco_splits(subset, raw / "subset" / "images", out, fractions, params["seed"])
     else:
         raise UserError(f"unknown detect data format {data['format']!r}; use digit_scenes, coco or coco_subset")
+    split_categories(out)
     sizes, classes = {}, None
     for split in SPLITS:
         coco = load_coco(out / f"instances_{split}.json", out / split)

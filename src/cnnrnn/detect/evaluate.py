@@ -22,32 +22,9 @@ import pandas as pd
 import torch
 
 from cnnrnn.atomic import write_text_atomically
-from cnnrnn.detect.data import SPLITS
 from cnnrnn.detect.predict import load
 from cnnrnn.errors import UserError
 from cnnrnn.paths import AppPaths
-
-
-def split_categories(prepared: Path, splits: tuple[str, ...] = SPLITS) -> dict[int, str]:
-    """The categories, {id: name}, that every ``prepared/instances_<split>.json`` lists.
-
-    Prepare numbers the model's labels by each split's own categories, so splits that list
-    different ones would train and test on different labels: a :class:`UserError` names the two
-    files and the categories that differ.
-    """
-    listed = {}
-    for split in splits:
-        path = Path(prepared) / f"instances_{split}.json"
-        listed[path] = {c["id"]: c["name"] for c in json.loads(path.read_text())["categories"]}
-    (first, reference), *others = listed.items()
-    for path, categories in others:
-        if categories != reference:
-            only_here = sorted(set(categories.items()) - set(reference.items()))
-            only_first = sorted(set(reference.items()) - set(categories.items()))
-            raise UserError(f"{path} and {first} list different categories (id, name): only in {path.name}: "
-                            f"{only_here or 'none'}; only in {first.name}: {only_first or 'none'}. Every split must "
-                            f"list the same category ids and names; fix the data set and rerun `dvc repro detect_prepare`")
-    return reference
 
 
 def category_ids_by_label(classes: list[str], categories: dict[int, str], source: Path | str) -> list[int]:
@@ -120,9 +97,10 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     model = load(paths.model_dir)
     tensors = torch.load(paths.prepared / "test.pt")
     test_file = paths.prepared / "instances_test.json"
-    category_ids = category_ids_by_label(model.classes, split_categories(paths.prepared), test_file)
     with contextlib.redirect_stdout(io.StringIO()):
         truth = COCO(str(test_file))
+    # prepare checked that every split lists the same categories; labels map to them by the model's class names
+    category_ids = category_ids_by_label(model.classes, {i: c["name"] for i, c in truth.cats.items()}, test_file)
     results = coco_results(model, tensors, cfg["batch_size"], category_ids)
     detections = paths.root / "data" / "detect" / "evaluation" / "detections_test.json"
     write_text_atomically(detections, json.dumps(results))
