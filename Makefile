@@ -25,6 +25,9 @@ $(VENV)/.installed: pyproject.toml
 repro: setup
 	dvc repro
 	dvc metrics show
+	# Compare with the committed metrics (tolerance 0; timings and the machine fingerprint are ignored).
+	# A difference is reported, not fatal: it names what another machine computes differently.
+	-cnnrnn verify
 
 test: setup
 	$(BIN)/python -m pytest

@@ -58,6 +58,43 @@ def file_server(tmp_path: Path):
         server.shutdown()
 
 
+def linked_root(root: Path, app: str, prepared: Path, model_dir: Path, val_is_test: bool = False):
+    """AppPaths of a project in ``root`` whose prepared data and model are links to ``prepared`` and
+    ``model_dir`` (nothing of theirs is written); with ``val_is_test`` its validation split is the test split."""
+    from cnnrnn.paths import AppPaths
+
+    paths = AppPaths(root, app)
+    paths.plots.mkdir(parents=True)
+    paths.prepared.mkdir(parents=True)
+    for file in prepared.iterdir():
+        (paths.prepared / file.name).symlink_to(file)
+    if val_is_test:
+        for name in ("val.pt", "instances_val.json"):
+            if (paths.prepared / name).exists():
+                (paths.prepared / name).unlink()
+                (paths.prepared / name).symlink_to(prepared / name.replace("val", "test"))
+    paths.model_dir.parent.mkdir(parents=True)
+    paths.model_dir.symlink_to(model_dir)
+    return paths
+
+
+def trained_briefly(app: str, params: dict, prepared: Path, out: Path, train_batches: int, val_batches: int) -> Path:
+    """A model of ``app`` trained for a few batches on real prepared data and saved as the train stage saves it."""
+    import importlib
+
+    import pytorch_lightning as pl
+
+    parts = importlib.import_module(f"cnnrnn.{app}.model")
+    pl.seed_everything(0, verbose=False)
+    dm = parts.make_datamodule(params, prepared)
+    dm.setup("fit")
+    module = parts.make_module(params, dm)
+    pl.Trainer(max_epochs=1, limit_train_batches=train_batches, limit_val_batches=val_batches, logger=False,
+               enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False).fit(module, datamodule=dm)
+    parts.save_model(module, out, dm, params)
+    return out
+
+
 def fast_dev_run(app: str, params: dict, prepared: Path, model: str) -> None:
     """One batch of training and validation (Lightning's fast_dev_run) of ``<app>.models.<model>`` on real prepared data."""
     import importlib

@@ -14,6 +14,7 @@ from cnnrnn.classify.datamodule import random_shift
 from cnnrnn.classify.evaluate import confusion_matrix, per_class_table
 from cnnrnn.config import compose
 from cnnrnn.fetching import fetch_source
+from conftest import linked_root, trained_briefly
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,19 +39,7 @@ def prepared(tmp_path_factory, params) -> Path:
 @pytest.fixture(scope="session")
 def model_dir(tmp_path_factory, params, prepared) -> Path:
     """A classifier trained for a few batches and saved as the train stage saves it."""
-    import pytorch_lightning as pl
-
-    from cnnrnn.classify.model import make_datamodule, make_module, save_model
-
-    pl.seed_everything(0, verbose=False)
-    dm = make_datamodule(params, prepared)
-    dm.setup("fit")
-    module = make_module(params, dm)
-    pl.Trainer(max_epochs=1, limit_train_batches=20, limit_val_batches=2, logger=False, enable_checkpointing=False,
-               enable_progress_bar=False, enable_model_summary=False).fit(module, datamodule=dm)
-    out = tmp_path_factory.mktemp("model")
-    save_model(module, out, dm, params)
-    return out
+    return trained_briefly("classify", params, prepared, tmp_path_factory.mktemp("model"), 20, 2)
 
 
 def test_prepared_splits_are_disjoint_stratified_and_complete(prepared):
@@ -159,3 +148,26 @@ def test_same_seed_same_weights(params, prepared, tmp_path):
 
     first, second = train_once(tmp_path / "a"), train_once(tmp_path / "b")
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_validate_measures_a_split_as_evaluate_does_and_writes_nothing(params, prepared, model_dir, tmp_path):
+    from cnnrnn.classify.evaluate import evaluate, validate
+
+    paths = linked_root(tmp_path / "same", "classify", prepared, model_dir, val_is_test=True)
+    twin = validate(params, paths)
+    assert set(twin) == {"val_accuracy"} and not list(paths.plots.iterdir())
+    metrics, files = evaluate(params, paths)
+    assert twin["val_accuracy"] == metrics["test_accuracy"]  # the same images, the same code, the same number
+    assert {"test_macro_f1", "test_loss", "n_test"} <= set(metrics) and all(f.exists() for f in files)
+    assert 0 < validate(params, linked_root(tmp_path / "real", "classify", prepared, model_dir))["val_accuracy"] <= 1
+
+
+def test_test_accuracy_interval_is_seeded_and_brackets_the_accuracy(params, prepared, model_dir, tmp_path):
+    from cnnrnn.classify.evaluate import evaluate
+
+    paths = linked_root(tmp_path, "classify", prepared, model_dir)
+    first, again = evaluate(params, paths)[0], evaluate(params, paths)[0]
+    other = evaluate({**params, "seed": params["seed"] + 1}, paths)[0]
+    low, high = first["test_accuracy_ci95_low"], first["test_accuracy_ci95_high"]
+    assert first == again and (low, high) != (other["test_accuracy_ci95_low"], other["test_accuracy_ci95_high"])
+    assert low < first["test_accuracy"] < high and high - low < 0.1  # 1,000 test images: a few points wide

@@ -15,7 +15,7 @@ import torch
 from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.fetching import fetch_source
-from cnnrnn.keyboard.ngram import KneserNeyModel
+from cnnrnn.keyboard.ngram import KneserNeyModel, NgramCounts, modified_discounts, tune
 from cnnrnn.keyboard.streams import StreamBatches
 from cnnrnn.keyboard.suggestions import SuggestionScorer, keystrokes
 from conftest import fast_dev_run
@@ -78,15 +78,106 @@ def test_vectorized_scorer_agrees_with_the_reference_function():
     assert scorer.totals["keystrokes"] == expected_keys and scorer.totals["characters"] == expected_chars
 
 
-def test_kneser_ney_distributions_sum_to_one_and_prefer_seen_continuations():
-    ids = [2, 3, 4, 2, 3, 5, 2, 3, 4, 6, 7, 2, 3, 4]
-    model = KneserNeyModel(order=3, discount=0.75, vocabulary_size=8).fit(ids)
-    for context in ([], [2], [2, 3], [7, 7], [6, 6]):
+def reference_kneser_ney(ids: list[int], order: int, vocabulary_size: int, discounts: list[tuple[float, float, float]]):
+    """The textbook recursion, one probability at a time from plain Counters (slow, obviously right)."""
+    from collections import Counter
+
+    grams = {k: Counter(zip(*(ids[i:] for i in range(k)))) for k in range(1, order + 1)}
+    used = {order: grams[order]}
+    for k in range(1, order):  # continuation counts: distinct words seen before the k-gram
+        used[k] = Counter(gram[1:] for gram in grams[k + 1])
+
+    def p(word: int, context: tuple[int, ...], k: int) -> float:
+        if k == 0:
+            return 1.0 / vocabulary_size
+        lower = p(word, context[1:], k - 1)
+        seen = {g[-1]: c for g, c in used[k].items() if g[:-1] == context}
+        if not seen:
+            return lower
+        d1, d2, d3 = discounts[k - 1]
+        discount = {1: d1, 2: d2}
+        total = sum(seen.values())
+        gamma = sum(discount.get(c, d3) for c in seen.values()) / total
+        c = seen.get(word, 0)
+        return (max(c - discount.get(c, d3), 0) / total if c else 0.0) + gamma * lower
+
+    return lambda context, word: p(word, tuple(context[len(context) - order + 1:]) if order > 1 else (), order)
+
+
+def test_modified_discounts_follow_chen_and_goodman():
+    # n1..n4 = 10, 4, 2, 1: Y = 10/18; D1 = 1 - 2Y 4/10, D2 = 2 - 3Y 2/4, D3+ = 3 - 4Y 1/2
+    y = 10 / 18
+    assert np.allclose(modified_discounts(10, 4, 2, 1), (1 - 0.8 * y, 2 - 1.5 * y, 3 - 2 * y))
+    assert modified_discounts(5, 0, 0, 0)[0] <= 1 and min(modified_discounts(5, 0, 0, 0)) >= 0.01  # tiny corpora stay valid
+
+
+@pytest.mark.parametrize("order,discount", [(4, "modified"), (5, "modified"), (5, 0.75), (3, 0.9)])
+def test_kneser_ney_sums_to_one_and_matches_the_textbook_recursion(order, discount):
+    rng = np.random.default_rng(order)
+    vocabulary_size = 12
+    ids = rng.integers(2, vocabulary_size, size=4000)
+    ids[::5] = 3  # some structure, so that longer contexts are seen several times
+    ids[1::5] = 4
+    model = KneserNeyModel(NgramCounts(ids, 5, vocabulary_size), order, discount)
+    reference = reference_kneser_ney(ids.tolist(), order, vocabulary_size, model.discounts)
+    assert model.discounts[-1][0] != model.discounts[-1][2] or discount != "modified"  # three different discounts
+    contexts = [ids[t - order + 1:t].tolist() for t in (17, 230, 1001)] + [[3, 4, 9, 9][-(order - 1):], [0] * (order - 1)]
+    for context in contexts:  # seen, partly seen and never seen (<pad> never occurs) contexts
         p = model.distribution(context)
-        assert math.isclose(p.sum(), 1.0, rel_tol=1e-9) and (p > 0).all()
-    assert model.distribution([2, 3]).argmax() == 4
-    rows = model.distributions(np.array(ids), np.array([2, 5]))
-    assert np.allclose(rows[0], model.distribution([2, 3]))
+        assert math.isclose(p.sum(), 1.0, rel_tol=1e-12) and (p > 0).all()
+        assert np.allclose(p, [reference(context, w) for w in range(vocabulary_size)], rtol=1e-12, atol=0)
+    positions = np.arange(order, 600)
+    rows = model.distributions(ids, positions)
+    assert np.allclose(rows.sum(1), 1.0) and np.allclose(rows[np.arange(len(positions)), ids[positions]],
+                                                          model.probabilities(ids, positions))
+
+
+def test_tuning_keeps_the_candidate_with_the_lowest_validation_perplexity():
+    # A text whose next word depends on the 3 words before it: a 4-gram model should see that, a trigram cannot.
+    rng = np.random.default_rng(0)
+    phrases = [[2, 3, 4, 5], [6, 3, 4, 7], [8, 3, 4, 9]]
+    text = [w for i in rng.integers(0, 3, size=3000) for w in phrases[i]]
+    model, grid = tune(np.array(text[:9000]), np.array(text[9000:]), np.arange(3, 3000), 10, [3, 4], ["modified", 0.5])
+    assert [(r["order"], r["discount"]) for r in grid] == [(3, "modified"), (3, 0.5), (4, "modified"), (4, 0.5)]
+    best = min(grid, key=lambda r: r["val_perplexity"])
+    assert best["chosen"] and sum(r["chosen"] for r in grid) == 1 and best["order"] == 4
+    assert (model.order, model.discount) == (best["order"], best["discount"])
+    assert math.isclose(model.perplexity(np.array(text[9000:]), np.arange(3, 3000)), best["val_perplexity"], abs_tol=1e-3)
+
+
+def test_block_bootstrap_intervals_hold_the_estimate_and_widen_over_correlated_text():
+    """Hits that come in long runs (easy and hard passages): contiguous blocks must see that, single tokens do not."""
+    from cnnrnn.keyboard.evaluate import Scores, bootstrap
+
+    vocabulary = ["<pad>", "<unk>", "a", "b", "c", "d", "e"]
+    n = 20000
+    rng = np.random.default_rng(0)
+    easy = torch.from_numpy(np.repeat(rng.random(n // 500) < 0.5, 500))  # 40 passages of 500 tokens
+    targets = torch.full((n,), 2)
+    scorers = []
+    for hits in (easy, torch.from_numpy(rng.random(n) < 0.4)):
+        probs = torch.full((n, len(vocabulary)), 0.1)
+        probs[hits, 2] = 0.9
+        probs[~hits, 3:6] = 0.5  # three likelier tokens: the target is not offered
+        scorer = SuggestionScorer(vocabulary, shown=3)
+        scorer.add(probs, targets, None)
+        scorers.append(scorer)
+    nll = np.where(easy.numpy(), 1.0, 6.0)
+    ngram_nll = np.full(n, 5.0) + rng.normal(0, 0.1, n)
+    scores = Scores(nll, ngram_nll, *scorers)
+    by_block = {block: bootstrap(scores, 3, 1000, 0, block) for block in (1, 1000)}
+    assert by_block[1000] == bootstrap(scores, 3, 1000, 0, 1000)  # seeded
+    hit_rate = float(easy.float().mean())
+    for out in by_block.values():
+        assert out["top3_accuracy_ci95_low"] <= hit_rate <= out["top3_accuracy_ci95_high"]
+        ratio = math.exp(nll.mean() - ngram_nll.mean())
+        assert out["perplexity_ratio_ci95_low"] <= ratio <= out["perplexity_ratio_ci95_high"]
+        assert out["word_vs_ngram_top3_accuracy_difference_ci95_low"] <= out["word_vs_ngram_top3_accuracy_difference"] \
+            <= out["word_vs_ngram_top3_accuracy_difference_ci95_high"]
+        assert 0 <= out["word_vs_ngram_top3_accuracy_mcnemar_p"] <= 1
+    width = {b: o["top3_accuracy_ci95_high"] - o["top3_accuracy_ci95_low"] for b, o in by_block.items()}
+    assert width[1000] > 3 * width[1]  # 40 independent passages, not 20,000 independent tokens
+    assert "keystroke_savings_ci95_low" not in by_block[1]  # no spelling given: no keystrokes
 
 
 def test_stream_batches_continue_each_row():
@@ -195,24 +286,43 @@ def test_predict_suggests_three_words_and_generate_is_seeded(model_dir):
     assert symbols.returncode == 0, symbols.stderr
 
 
-def test_evaluate_writes_every_metric(tmp_path, model_dir, prepared, params):
+def test_validate_and_evaluate_write_every_metric_by_the_same_code(tmp_path, model_dir, prepared, params):
+    """With the validation split replaced by the test split, every validation twin equals its test figure."""
     import shutil
 
-    from cnnrnn.keyboard.evaluate import evaluate
+    from cnnrnn.keyboard.evaluate import evaluate, validate
     from cnnrnn.paths import AppPaths
 
     paths = AppPaths(tmp_path, "keyboard")
     shutil.copytree(prepared, paths.prepared)
     shutil.copytree(model_dir, paths.model_dir, ignore=shutil.ignore_patterns("run"))
-    cfg = {**params["evaluate"], "max_test_tokens": 3000, "context_positions": 100, "examples": 2, "generate_length": 20}
-    metrics, files = evaluate({**params, "evaluate": cfg}, paths)
-    for key in ("test_perplexity", "top1_accuracy", "top3_accuracy", "top3_word_accuracy", "keystroke_savings",
-                "ngram_test_perplexity",
-                "ngram_top3_accuracy", "ngram_keystroke_savings", "context_curve_k1", "context_curve_k50",
-                "char_val_loss"):
+    for name in ("words.pt", "chars.pt"):
+        splits = torch.load(prepared / name)
+        torch.save({**splits, "val": splits["test"]}, paths.prepared / name)
+    cfg = {**params["evaluate"], "max_test_tokens": 3000, "max_val_tokens": 3000, "bootstrap_block": 100,
+           "context_positions": 100, "examples": 2, "generate_length": 20}
+    tiny = {**params, "evaluate": cfg}
+    before = sorted(tmp_path.rglob("*"))
+    validation = validate(tiny, paths)
+    assert sorted(tmp_path.rglob("*")) == before  # validate writes nothing
+    metrics, files = evaluate(tiny, paths)
+    twins = {"val_perplexity": "test_perplexity", "val_top1_accuracy": "top1_accuracy",
+             "val_top3_accuracy": "top3_accuracy", "ngram_val_perplexity": "ngram_test_perplexity",
+             "ngram_val_top3_accuracy": "ngram_top3_accuracy", "val_perplexity_ratio": "perplexity_ratio",
+             "char_val_loss": "char_test_loss"}
+    assert {key: validation[key] for key in twins} == {key: metrics[test] for key, test in twins.items()}
+    for key in ("top3_word_accuracy", "keystroke_savings", "ngram_keystroke_savings", "context_curve_k1",
+                "context_curve_k50", "ngram_order", "ngram_discount_d1", "ngram_discount_d3plus",
+                "ngram_grid_order5_modified_val_perplexity", "word_vs_ngram_top3_accuracy_mcnemar_p"):
         assert key in metrics, key
+    assert metrics["ngram_order"] in params["baseline"]["orders"]
+    for key in ("test_perplexity", "top3_accuracy", "keystroke_savings", "ngram_test_perplexity", "perplexity_ratio",
+                "word_vs_ngram_top3_accuracy_difference", "word_vs_ngram_perplexity_difference"):
+        assert metrics[f"{key}_ci95_low"] <= metrics[key] <= metrics[f"{key}_ci95_high"], key
     assert 0 <= metrics["keystroke_savings"] < 1 and metrics["ngram_test_perplexity"] > 1
-    assert all(Path(f).is_file() for f in files)
+    assert all(Path(f).is_file() for f in files) and paths.plots / "ngram_grid.csv" in files
+    grid = (paths.plots / "ngram_grid.csv").read_text().splitlines()
+    assert len(grid) == 1 + len(params["baseline"]["orders"]) * len(params["baseline"]["discounts"])
 
 
 # ----------------------------------------------------------------------------- DDP: each rank continues its own text

@@ -13,6 +13,7 @@ import torch
 
 from cnnrnn.config import compose
 from cnnrnn.digit_scenes import compose_scene
+from conftest import linked_root, trained_briefly
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["localize.data.images.train=64", "localize.data.images.val=16", "localize.data.images.test=16"]
@@ -34,6 +35,12 @@ def prepared(tmp_path_factory, params) -> Path:
     (base / "prepared").mkdir()
     prepare(params, base / "raw", base / "prepared")
     return base / "prepared"
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory, params, prepared) -> Path:
+    """A localizer trained for two batches and saved as the train stage saves it."""
+    return trained_briefly("localize", params, prepared, tmp_path_factory.mktemp("localize-model"), 2, 0)
 
 
 def test_composed_boxes_are_exactly_around_the_digit_pixels(params):
@@ -144,3 +151,29 @@ def test_oxford_pet_archives_from_http_become_coco_splits(file_server, project_c
     test = torch.load(project_copy / "data/localize/prepared/test.pt")
     assert test["images"].shape[1:] == (3, 128, 128)
     assert torch.allclose(test["boxes"][0], torch.tensor([10 * 128 / 80, 5 * 128 / 60, 30 * 128 / 80, 30 * 128 / 60]))
+
+
+def test_validate_measures_a_split_as_evaluate_does_and_writes_nothing(params, prepared, model_dir, tmp_path):
+    from cnnrnn.localize.evaluate import evaluate, validate
+
+    paths = linked_root(tmp_path / "same", "localize", prepared, model_dir, val_is_test=True)
+    twin = validate(params, paths)
+    assert set(twin) == {"val_accuracy", "val_mean_iou"} and not list(paths.plots.iterdir())
+    metrics, files = evaluate(params, paths)
+    # the same images, the same code, the same numbers
+    assert (twin["val_accuracy"], twin["val_mean_iou"]) == (metrics["test_accuracy"], metrics["mean_iou"])
+    assert {"iou50_accuracy", "iou75_accuracy", "n_test"} <= set(metrics) and all(f.exists() for f in files)
+    real = validate(params, linked_root(tmp_path / "real", "localize", prepared, model_dir))
+    assert 0 <= real["val_accuracy"] <= 1 and 0 <= real["val_mean_iou"] <= 1
+
+
+def test_intervals_are_seeded_and_bracket_the_test_figures(params, prepared, model_dir, tmp_path):
+    from cnnrnn.localize.evaluate import evaluate
+
+    paths = linked_root(tmp_path, "localize", prepared, model_dir)
+    first, again = evaluate(params, paths)[0], evaluate(params, paths)[0]
+    assert first == again
+    for name in ("test_accuracy", "mean_iou"):
+        assert first[f"{name}_ci95_low"] <= first[name] <= first[f"{name}_ci95_high"]
+    # 16 test images: the IoU interval has a visible width
+    assert first["mean_iou_ci95_high"] - first["mean_iou_ci95_low"] > 0.001

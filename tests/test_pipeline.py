@@ -72,12 +72,14 @@ def test_tiny_dvc_repro_of_each_text_app(app, project_copy, cli_env):
     write_params(compose(TINY, project_copy), project_copy)
     run(["git", "init", "-q"], project_copy, cli_env)
     out = run(["dvc", "repro", f"{app}_evaluate"], project_copy, cli_env).stdout
-    models = ("bow", "window", "rnn") if app == "sentiment" else ("word", "char")
+    models = ("bow", "window", "cnn", "rnn") if app == "sentiment" else ("word", "char")
     assert all(f"{app}_train@{m}" in out for m in models)
     metrics = json.loads((project_copy / f"metrics/{app}.json").read_text())
-    expected = {"test_accuracy", "rnn_contrast_pair_accuracy", "bow_contrast_pair_accuracy", "window_test_accuracy"} \
+    expected = {"test_accuracy", "val_accuracy", "rnn_contrast_seen_pair_accuracy", "bow_contrast_seen_pair_accuracy",
+                "window_test_accuracy", "rnn_vs_bow_test_accuracy_difference_ci95_low"} \
         if app == "sentiment" else {"test_perplexity", "top3_accuracy", "keystroke_savings", "ngram_test_perplexity",
-                                    "context_curve_k50", "char_val_loss"}
+                                    "context_curve_k50", "char_val_loss", "val_top3_accuracy", "top3_accuracy_ci95_low",
+                                    "word_vs_ngram_top3_accuracy_difference"}
     assert expected <= set(metrics)
     assert all((project_copy / f"models/{app}/{m}/model.pt").is_file() for m in models)
 

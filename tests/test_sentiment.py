@@ -15,7 +15,9 @@ import torch
 from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.fetching import archive_member, fetch_pip_members, fetch_source, verify_checksum
-from cnnrnn.sentiment.contrast import CONTRAST, TRAINING, all_pairs, contrast_pairs, slot_words, training_sentences
+from cnnrnn.sentiment.contrast import (CONTRAST_SETS, EVALUATION_WORDS, FAMILY_GROUPS, TEST_FAMILIES, TRAINING_FAMILIES,
+                                      TRAINING_WORDS, Family, contrast_pairs, near_duplicates, overlapping_templates,
+                                      skeleton, slot_words, training_sentences)
 from cnnrnn.sentiment.network import build_network
 from cnnrnn.sentiment.sentences import collate_sentences
 from cnnrnn.text import Vocabulary, tokenize_words
@@ -44,29 +46,54 @@ def prepared(tmp_path_factory, params) -> Path:
 # ----------------------------------------------------------------------------- contrast set
 
 
-def test_contrast_pairs_are_permutations_with_opposite_labels():
-    pairs = contrast_pairs(300, seed=42)
-    assert len(pairs) == 300 and len(all_pairs(CONTRAST)) >= 200
-    for (first, label_first), (second, label_second) in pairs:
+@pytest.mark.parametrize("name", list(CONTRAST_SETS))
+def test_contrast_pairs_are_permutations_with_opposite_labels(name):
+    pairs = contrast_pairs(name, 600, seed=42)
+    families, _ = CONTRAST_SETS[name]
+    assert len(pairs) == 600 and {f for f, _ in pairs} == {f.name for f in families}
+    for _, ((first, label_first), (second, label_second)) in pairs:
         assert Counter(tokenize_words(first)) == Counter(tokenize_words(second)), (first, second)
         assert first != second and {label_first, label_second} == {0, 1}
-    assert len({s for pair in pairs for s, _ in pair}) == 600
+    assert len({s for _, pair in pairs for s, _ in pair}) == 1200
+    counts = Counter(f for f, _ in pairs).values()
+    assert max(counts) - min(counts) <= 1  # every family has its share
 
 
-def test_training_templates_and_words_are_disjoint_from_the_contrast_set():
-    assert not slot_words(CONTRAST) & slot_words(TRAINING)
-    assert not {t for t, _ in CONTRAST.templates} & {t for t, _ in TRAINING.templates}
-    contrast_sentences = {s for pair in all_pairs(CONTRAST) for s, _ in pair}
+def test_training_validation_and_test_families_are_disjoint_constructions():
+    """Not exact strings: normalized skeletons (slots, optional words, glue removed) must not be equal or near."""
+    names = {group: {f.name for f in families} for group, families in FAMILY_GROUPS.items()}
+    assert not names["train"] & names["val"] and not names["train"] & names["test"] and not names["val"] & names["test"]
+    assert overlapping_templates() == []
+    # The near-duplicate issue 9 found: one optional word apart, exact comparison missed it; this one catches it.
+    assert skeleton("{subject} was {first}, not {second} at all.") == skeleton("{subject} {be} {first}, not {second}.")
+    leaky = {**FAMILY_GROUPS, "test": (*TEST_FAMILIES, Family("X, not Y again", (
+        ("{subject} was truly {first}, NOT {second} at all!", "first"),)))}
+    caught = overlapping_templates(leaky)
+    assert ("{subject} {be} {first}, not {second} whatsoever.", "{subject} was truly {first}, NOT {second} at all!") in caught
+    assert all(u == "{subject} was truly {first}, NOT {second} at all!" for _, u in caught)
+    assert near_duplicates(("although",), ("even", "although")) and not near_duplicates(("not",), ("no",))
+
+
+def test_training_words_are_disjoint_from_the_contrast_words_and_seen_pairs_are_new():
+    assert not slot_words(EVALUATION_WORDS) & slot_words(TRAINING_WORDS)
     added = training_sentences(1000, seed=1)
-    assert len(added) == 1000 and not contrast_sentences & {s for s, _ in added}
+    assert len(added) == 1000
+    contrast_sentences = {s for name in CONTRAST_SETS for _, pair in contrast_pairs(name, 10_000, 1) for s, _ in pair}
+    assert not contrast_sentences & {s for s, _ in added}
     for (a, la), (b, lb) in zip(added[::2], added[1::2]):  # whole pairs: both orders are seen in training
         assert Counter(tokenize_words(a)) == Counter(tokenize_words(b)) and la != lb
+    trained = {t for f in TRAINING_FAMILIES for t, _ in f.templates}
+    assert {t for f in CONTRAST_SETS["contrast_seen"][0] for t, _ in f.templates} == trained
 
 
-def test_bag_of_words_cannot_tell_a_pair_apart():
-    """Same words, same score: the pair accuracy of a bag of words is 0 by construction."""
-    net = build_network({"kind": "bow", "binary": True}, 50)
+@pytest.mark.parametrize("lexicon_feature", [False, True])
+def test_bag_of_words_cannot_tell_a_pair_apart(lexicon_feature):
+    """Same words, same score (with or without the summed lexicon ratings): pair accuracy 0 by construction."""
+    net = build_network({"kind": "bow", "binary": True, "lexicon_feature": lexicon_feature}, 50)
     torch.nn.init.normal_(net.linear.weight)
+    net.lexicon.uniform_(-1, 1)
+    if lexicon_feature:
+        torch.nn.init.normal_(net.lexicon_linear.weight)
     ids = torch.tensor([[5, 7, 9, 11], [9, 7, 5, 11]])
     scores = net(ids, torch.tensor([4, 4]))
     assert torch.allclose(scores[0], scores[1])
@@ -117,15 +144,30 @@ def test_prepared_snippets_are_split_and_encoded(prepared):
     import json
 
     info = json.loads((prepared / "info.json").read_text())
-    assert info["sizes"]["test"] == 2009 and info["sizes"]["contrast"] == 600
+    assert info["sizes"]["test"] == 2009 and all(info["sizes"][n] == 1200 for n in CONTRAST_SETS)
     assert sum(info["sizes"][s] for s in ("train", "val", "test")) - info["order_sentences_in_train"] == 10043
-    assert info["contrast_words_not_in_vocabulary"] == []
+    assert info["contrast_words_not_in_vocabulary"] == []  # "although", "despite", ... are words every model can see
     vocab = Vocabulary.load(prepared / "vocab.json")
     assert vocab.tokens[:2] == ["<pad>", "<unk>"] and vocab.encode(["zzzunseen"]) == [1]
     test = torch.load(prepared / "test.pt")
     assert int(test["lengths"].sum()) == len(test["ids"]) and set(test["labels"].tolist()) == {0, 1}
+    train = torch.load(prepared / "train.pt")
+    assert int(train["order_sentence"].sum()) == info["order_sentences_in_train"]
     lexicon = torch.load(prepared / "lexicon.pt")
     assert lexicon[vocab.index["good"]] > 0 > lexicon[vocab.index["bad"]]
+
+
+def test_a_model_can_train_on_the_real_snippets_only(prepared, params):
+    from cnnrnn.paths import model_params
+    from cnnrnn.sentiment.model import make_datamodule
+
+    sizes = {}
+    for model in ("bow", "rnn"):
+        datamodule = make_datamodule(model_params(params, model), prepared)
+        datamodule.setup("fit")
+        sizes[model] = len(datamodule.datasets["train"])
+    assert params["models"]["bow"]["train_on_order_sentences"] is False
+    assert sizes["rnn"] - sizes["bow"] == params["data"]["order_sentences"]["count"]
 
 
 # ----------------------------------------------------------------------------- networks
@@ -144,6 +186,19 @@ def test_packed_batch_equals_one_sentence_at_a_time(cell, bidirectional):
     assert torch.allclose(batched, alone, atol=1e-6)
 
 
+def test_convolution_scores_a_sentence_alike_alone_and_in_a_padded_batch():
+    torch.manual_seed(0)
+    net = build_network({"kind": "cnn", "embedding_dim": 8, "filters": 6, "widths": [2, 3, 4, 5], "dropout": 0.0,
+                         "lexicon_feature": True}, 30).eval()
+    net.features.lexicon.uniform_(-1, 1)
+    sentences = [torch.randint(2, 30, (n,)) for n in (7, 1, 4, 12)]  # shorter than the widest filter too
+    ids, lengths, _ = collate_sentences([(s, torch.tensor(0)) for s in sentences])
+    batched = net(ids, lengths)
+    alone = torch.stack([net(s[None], torch.tensor([len(s)]))[0] for s in sentences])
+    assert torch.allclose(batched, alone, atol=1e-6)
+    assert net.encode(ids, lengths).shape == (4, 6 * 4)
+
+
 def test_window_sees_only_the_last_tokens():
     net = build_network({"kind": "window", "window": 3, "embedding_dim": 4, "hidden": 5, "dropout": 0.0,
                          "lexicon_feature": False}, 20)
@@ -154,7 +209,7 @@ def test_window_sees_only_the_last_tokens():
 # ----------------------------------------------------------------------------- training, prediction
 
 
-@pytest.mark.parametrize("model", ["bow", "window", "rnn"])
+@pytest.mark.parametrize("model", ["bow", "window", "cnn", "rnn"])
 def test_fast_dev_run_of_every_model(prepared, params, model):
     fast_dev_run("sentiment", params, prepared, model)
 
@@ -174,6 +229,49 @@ def test_predict_prints_every_model_and_rejects_empty_text(tmp_path, prepared, p
     assert "bow:" in done.stdout and "rnn:" in done.stdout and "p(positive)" in done.stdout
     done = subprocess.run(cmd + ["   "], capture_output=True, text=True)
     assert done.returncode == 1 and "empty" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_validate_and_evaluate_measure_the_same_way_on_their_own_splits(tmp_path, prepared, params):
+    """Untrained models saved by the real save_model: the val twins, intervals, paired tests and tables."""
+    import json
+
+    import pandas as pd
+
+    from cnnrnn.paths import AppPaths, model_params
+    from cnnrnn.sentiment.evaluate import evaluate, validate
+    from cnnrnn.sentiment.model import make_datamodule, make_module, save_model
+
+    paths = AppPaths(tmp_path, "sentiment")
+    paths.prepared.parent.mkdir(parents=True)
+    paths.prepared.symlink_to(prepared)
+    torch.manual_seed(0)
+    for model in params["models"]:
+        p = model_params(params, model)
+        datamodule = make_datamodule(p, prepared)
+        (paths.model_dir / model).mkdir(parents=True)
+        save_model(make_module(p, datamodule), paths.model_dir / model, datamodule, p)
+    p = {**params, "evaluate": {**params["evaluate"], "resamples": 200}}
+    val = validate(p, paths)
+    assert val["val_accuracy"] == val["rnn_val_accuracy"] and val["n_val_contrast_pairs"] == 600
+    assert {f"{m}_val_{k}" for m in params["models"] for k in ("accuracy", "contrast_pair_accuracy")} <= set(val)
+    assert val["bow_val_contrast_pair_accuracy"] == 0  # same words, same score
+    assert not any("test" in k or "seen" in k for k in val) and not paths.plots.exists()  # no pictures, no test figures
+    metrics, files = evaluate(p, paths)
+    for m in params["models"]:
+        for k in ("test_accuracy", "contrast_seen_pair_accuracy", "contrast_unseen_pair_accuracy"):
+            assert metrics[f"{m}_{k}_ci95_low"] <= metrics[f"{m}_{k}"] <= metrics[f"{m}_{k}_ci95_high"]
+    for m in ("bow", "window", "cnn"):
+        for k in ("test_accuracy", "contrast_unseen_pair_accuracy"):
+            key = f"rnn_vs_{m}_{k}"
+            assert metrics[f"{key}_difference"] == pytest.approx(metrics[f"rnn_{k}"] - metrics[f"{m}_{k}"], abs=2e-4)
+            assert 0 <= metrics[f"{key}_mcnemar_p"] <= 1 and f"{key}_difference_ci95_low" in metrics
+    assert metrics["test_accuracy"] == metrics["rnn_test_accuracy"] and "lexicon_sum_last5_test_accuracy" in metrics
+    assert json.loads(json.dumps(metrics)) == metrics  # plain numbers for metrics/sentiment.json and MLflow
+    assert {f.name for f in files} == {"models.csv", "contrast_families.csv", "contrast_scores.csv", "contrast_pairs.png"}
+    table = pd.read_csv(paths.plots / "models.csv")
+    assert list(table["model"])[:4] == list(params["models"]) and "rnn_vs_model_test_accuracy" in table
+    families = pd.read_csv(paths.plots / "contrast_families.csv")
+    assert set(families["set"]) == {"contrast_seen", "contrast_unseen"} and (families["pairs"] > 0).all()
 
 
 def test_corrupt_or_foreign_model_file_is_a_clear_error(tmp_path):

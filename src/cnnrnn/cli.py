@@ -106,18 +106,46 @@ def build_parser() -> argparse.ArgumentParser:
                                    "from the code. Run it after adding an application or changing imports.")
     p.add_argument("--check", action="store_true", help="only check that dvc.yaml is what the registry gives; exit 1 if not")
 
+    p = sub.add_parser("verify", help="compare the reproduced metrics/ with the committed one; exit 1 on a difference",
+                       description="After `dvc repro` (`make repro`): compare each metrics/APP.json in the working tree "
+                                   "with the one committed at --against, key by key, and name every key that differs "
+                                   "(committed, reproduced, difference). Exact equality is the goal: the stages pin the "
+                                   "floating-point path (params.yaml `runtime`), so any x86-64 machine with AVX2 should "
+                                   "reproduce the committed numbers. Ignored, and listed: timings (*_seconds, "
+                                   "*samples_per_second*) and the machine fingerprint (machine.*).")
+    p.add_argument("apps", nargs="*", metavar="APP", help=f"applications to compare (default: all: {', '.join(APPLICATIONS)})")
+    p.add_argument("--against", default="HEAD", metavar="REV", help="the git revision holding the reference metrics (default HEAD)")
+    p.add_argument("--tolerance", type=float, default=0.0,
+                   help="largest absolute difference counted as equal, for every number (default 0: exact, as the README states)")
+
     p = sub.add_parser("bench", help="benchmarks: training speed (never asserted in tests); accuracy on other data",
                        description="speed classify: images/second of the Lightning loop against a plain PyTorch loop "
                                    "on the same model and data (target ratio >= 0.95). speed detect: training-step and "
                                    "inference images/second of the detector and the time to build a batch's targets. "
                                    "Report these with the machine's CPU model. quality: run fetch -> evaluate in a "
                                    "scratch copy of the project with Hydra overrides (e.g. classify/data=fashion_mnist "
-                                   "classify.data.source.kind=directory) and print the metrics.")
-    p.add_argument("kind", choices=["speed", "quality"])
+                                   "classify.data.source.kind=directory) and print the metrics. sweep: train every "
+                                   "point of a --grid on the project's prepared split and record only validation "
+                                   "figures (benchmarks/sweeps/), to choose defaults. seeds: train with several "
+                                   "--seeds on the same split, evaluate on test, mean and sd (benchmarks/seeds/).")
+    p.add_argument("kind", choices=["speed", "quality", "sweep", "seeds"])
     _app_arg(p)
     p.add_argument("overrides", nargs="*", help="Hydra overrides for the benchmark's configuration")
     p.add_argument("--epochs", type=int, default=3, help="speed: epochs timed per loop (default 3)")
-    p.add_argument("--output", type=Path, default=None, help="also write the results as JSON here")
+    p.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                   help="sweep: one axis of the grid (repeat for more), e.g. keyboard.models.word.dropout=0.15,0.25")
+    p.add_argument("--model", default=None, help="sweep: which of the application's models to train (the others are "
+                                                 "read from models/<app>/ as they are)")
+    p.add_argument("--choose-by", default=None, metavar="VAL_METRIC",
+                   help="sweep: the validation figure that picks the best point (loss/perplexity: lowest; else highest)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[42, 1, 2], help="seeds: training seeds (default 42 1 2)")
+    p.add_argument("--with-project-run", action="store_true",
+                   help="seeds: count the pipeline's own metrics/APP.json as the run of params.yaml's seed "
+                        "(same split and params) instead of training it again")
+    p.add_argument("--work-dir", type=Path, default=None, help="sweep/seeds: scratch projects (default .sweeps/); "
+                                                               "a point already trained there with the same params is reused")
+    p.add_argument("--output", type=Path, default=None, help="also write the results as JSON here (sweep and seeds "
+                                                             "write their tables to benchmarks/sweeps/ and benchmarks/seeds/)")
     return parser
 
 
@@ -140,7 +168,33 @@ def quiet_libraries(command: str) -> None:
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
 
 
+# The commands that compute with torch: they pin the floating-point path first (see cnnrnn.reproducibility).
+COMPUTING_COMMANDS = ("train", "evaluate", "bench", "predict", "generate")
+
+
+def pin_numerics(args: argparse.Namespace) -> None:
+    """Set ``runtime``'s threads and instruction sets before anything imports torch.
+
+    ``bench`` runs on conf/ with its overrides (its scratch projects compose their own params.yaml); the
+    other commands read the project's params.yaml. Fetch, prepare, report and verify import no torch at all.
+    """
+    if args.command not in COMPUTING_COMMANDS:
+        return
+    from cnnrnn.config import compose, runtime_params
+    from cnnrnn.reproducibility import check_runtime
+    from cnnrnn.reproducibility import pin_numerics as pin
+
+    if args.command == "bench":
+        runtime = compose(args.overrides).get("runtime")
+        if runtime is not None:
+            check_runtime(runtime)
+    else:
+        runtime = runtime_params()
+    pin(runtime)
+
+
 def run(args: argparse.Namespace) -> int:
+    pin_numerics(args)
     from cnnrnn import stages
 
     if args.command in ("fetch", "prepare", "train", "evaluate"):
@@ -162,6 +216,8 @@ def run(args: argparse.Namespace) -> int:
         return params(args)
     if args.command == "pipeline":
         return pipeline(args)
+    if args.command == "verify":
+        return verify(args)
     if args.command == "generate":
         from cnnrnn.config import project_root
 
@@ -172,7 +228,15 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from cnnrnn.benchmark import run_benchmark
 
-        results = run_benchmark(args.kind, args.app, args.overrides, epochs=args.epochs)
+        if args.kind in ("sweep", "seeds"):
+            quiet_libraries("train")
+            from cnnrnn import sweep
+
+            results = (sweep.sweep(args.app, args.grid, args.overrides, args.model, args.work_dir, args.choose_by)
+                       if args.kind == "sweep" else sweep.seeds(args.app, args.seeds, args.overrides, args.work_dir,
+                                                          with_project_run=args.with_project_run))
+        else:
+            results = run_benchmark(args.kind, args.app, args.overrides, epochs=args.epochs)
         print(json.dumps(results, indent=2))
         if args.output:
             args.output.parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +300,19 @@ def pipeline(args: argparse.Namespace) -> int:
 
     print(f"wrote {write_text_atomically(path, text)}")
     return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    from cnnrnn.config import project_root
+    from cnnrnn.verification import verify as compare_with_committed
+
+    unknown = [a for a in args.apps if a not in APPLICATIONS]
+    if unknown:
+        raise UserError(f"verify: unknown application {unknown[0]!r}; choose from {', '.join(APPLICATIONS)}")
+    report, reproduced = compare_with_committed(project_root(), args.apps or list(APPLICATIONS), args.against,
+                                                args.tolerance)
+    print(report)
+    return 0 if reproduced else 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -74,6 +74,30 @@ def app_params(app: str, root: Path | None = None) -> dict[str, Any]:
     return out
 
 
+def runtime_params(root: Path | None = None) -> dict[str, Any] | None:
+    """The ``runtime`` section of ``params.yaml`` (what pins the floating-point path, see
+    :mod:`cnnrnn.reproducibility`), checked against ``conf/config.yaml``; ``None`` where the
+    directory has no ``params.yaml`` (``cnnrnn predict`` outside a project pins nothing)."""
+    from cnnrnn.reproducibility import check_runtime
+
+    root = root or project_root()
+    if not (root / PARAMS_FILE).is_file():
+        return None
+    params = load_params(root)
+    config = root / CONF_DIR / f"{CONFIG_NAME}.yaml"
+    reference = (yaml.safe_load(config.read_text()) or {}).get("runtime") if config.is_file() else None
+    if "runtime" not in params:
+        raise UserError(f"params.yaml lacks 'runtime' (defined in {CONF_DIR}/{CONFIG_NAME}.yaml); "
+                        f"run `cnnrnn params` to rewrite params.yaml")
+    runtime = params["runtime"]
+    if not isinstance(runtime, dict):
+        raise UserError("params.yaml: 'runtime' must be a mapping (threads, cpu_capability, ...); rewrite it with `cnnrnn params`")
+    if reference is not None:
+        _compare_keys(runtime, reference, "runtime", Path(CONF_DIR) / f"{CONFIG_NAME}.yaml")
+    check_runtime(runtime)
+    return runtime
+
+
 def validate_against_conf(values: dict, app: str, group: str, root: Path, where: str | None = None) -> None:
     """Raise :class:`UserError` if ``values`` has keys the chosen ``conf/`` option lacks, or lacks keys it has."""
     where = where or f"{app}.{group}"

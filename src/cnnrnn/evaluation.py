@@ -2,7 +2,8 @@
 
 Each application's ``evaluate`` part (see :mod:`cnnrnn.registry`) provides ``evaluate(params, paths) -> (metrics, files)``:
 ``metrics`` a flat dict of numbers for ``metrics/<app>.json``, ``files`` the pictures and
-tables it wrote under ``plots/<app>/``. This module adds the training time, writes the
+tables it wrote under ``plots/<app>/``; and ``validate(params, paths) -> metrics``, the same
+measurements on the validation split (``val_*``), which go to the same file and run. This module adds the training time, writes the
 metrics atomically, and logs everything to an MLflow run (and the test metrics to the
 training run too, so one row in the MLflow UI shows both).
 """
@@ -14,7 +15,7 @@ import sys
 import time
 from typing import Any
 
-from cnnrnn import tracking
+from cnnrnn import reproducibility, tracking
 from cnnrnn.atomic import write_json_atomically
 from cnnrnn.paths import AppPaths, ModelPaths, model_names
 from cnnrnn.registry import application
@@ -32,7 +33,7 @@ def train_summaries(app: str, params: dict[str, Any], paths: AppPaths) -> dict[s
 def metrics_of_model(numbers: dict[str, float], name: str, names: list[str], evaluate_cfg: dict) -> list[str]:
     """Which evaluation metrics belong on a model's training run.
 
-    One model (``name`` ""): its ``test_*`` metrics. Several: those named ``<name>_*``, and for the
+    One model (``name`` ""): its ``test_*`` metrics (its ``val_*`` curves are the training run's own). Several: those named ``<name>_*``, and for the
     ``evaluate.primary_model`` also every metric not named after a model (e.g. ``test_perplexity``).
     """
     if not name:
@@ -52,7 +53,9 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
     with tracking.start_run(paths.root, app, "evaluate", params, info, run_tags) as mlflow:
         paths.plots.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
+        validation = parts.validate(params, paths)
         metrics, files = parts.evaluate(params, paths)
+        metrics = {**validation, **metrics}
         evaluate_seconds = round(time.perf_counter() - start, 2)
         timing = {"train_seconds": round(sum(s["train_seconds"] for s in summaries.values()), 2)}
         if "" in summaries:
@@ -61,7 +64,8 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
             timing.update({f"{name}_train_seconds": s["train_seconds"] for name, s in summaries.items()})
         timing["evaluate_seconds"] = evaluate_seconds
         timing["train_and_evaluate_seconds"] = round(timing["train_seconds"] + evaluate_seconds, 2)
-        metrics = {**metrics, **timing}
+        # the machine it ran on, for `cnnrnn verify` and a reader of the metrics (verify ignores it)
+        metrics = {**metrics, **timing, reproducibility.FINGERPRINT_KEY: reproducibility.fingerprint(brief=True)}
         write_json_atomically(paths.metrics, metrics)
         if mlflow is not None:
             numbers = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}

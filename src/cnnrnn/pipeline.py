@@ -142,18 +142,19 @@ def app_stages(app: Application, params: dict[str, Any], root: Path) -> dict[str
     if app.several_models:
         stages[f"{name}_train"] = {"foreach": f"${{{name}.models}}", "do": {
             "cmd": f"cnnrnn train {name} --model ${{key}}", "deps": [f"data/{name}/prepared", *deps["train"]],
-            "params": ["seed", f"{name}.models.${{key}}", f"{name}.train"], "outs": [f"models/{name}/${{key}}"],
+            "params": ["seed", "runtime", f"{name}.models.${{key}}", f"{name}.train"], "outs": [f"models/{name}/${{key}}"],
             "plots": _uncached([f"plots/{name}/${{key}}/train_curves.csv"])}}
     else:
         groups = [g for g in ("model", "train", "predict") if g in section]
         stages[f"{name}_train"] = {
             "cmd": f"cnnrnn train {name}", "deps": [f"data/{name}/prepared", *deps["train"]],
-            "params": ["seed", *(f"{name}.{g}" for g in groups)], "outs": [f"models/{name}"],
+            "params": ["seed", "runtime", *(f"{name}.{g}" for g in groups)], "outs": [f"models/{name}"],
             "plots": _uncached([f"plots/{name}/train_curves.csv"])}
     evaluate_keys = [k for k in section["evaluate"] if k not in ("name", *REPORT_ONLY)]
     evaluate: dict[str, Any] = {
         "cmd": f"cnnrnn evaluate {name}", "deps": [f"data/{name}/prepared", f"models/{name}", *deps["evaluate"]],
-        "params": [*(_key(app, p) for p in app.evaluate_params), *(f"{name}.evaluate.{k}" for k in evaluate_keys)]}
+        "params": ["runtime", *(_key(app, p) for p in app.evaluate_params),
+                   *(f"{name}.evaluate.{k}" for k in evaluate_keys)]}
     if app.evaluate_outs:
         evaluate["outs"] = list(app.evaluate_outs)
     evaluate["metrics"] = _uncached([f"metrics/{name}.json"])

@@ -13,7 +13,11 @@ The protocol (``<part>``: the module of ``cnnrnn.<app>`` that provides it, then 
   fetched (e.g. detect's COCO subset: choose images, then download only those);
 - ``model``: ``make_datamodule(params, prepared)``, ``make_module(params, datamodule)`` and
   ``save_model(module, model_dir, datamodule, params) -> Path`` (a :mod:`cnnrnn.model_file`);
-- ``evaluate``: ``evaluate(params, paths) -> (metrics, files)`` on the held-out test split;
+- ``evaluate``: ``evaluate(params, paths) -> (metrics, files)`` on the held-out test split (headline
+  metrics with their 95% intervals, paired comparisons with baselines, pictures), and
+  ``validate(params, paths) -> metrics``: the validation twins of the bar metrics, computed by the
+  same code on the validation split, named ``val_*`` (or ``<model>_val_*``). Validation chooses
+  defaults (``cnnrnn bench sweep``); the test split only reports;
 - ``predict``: ``load(model_dir)``, ``describe(model, input, top, as_json, output) -> str`` (one
   input of ``cnnrnn predict``) and ``predict_frame(model, frame)`` (the MLflow pyfunc model);
 - ``generate`` (optional, with its command-line options): ``generate(model_dir, options) -> str``.
@@ -32,7 +36,7 @@ from cnnrnn.errors import UserError
 PROTOCOL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "data": (("prepare",), ("complete_fetch",)),
     "model": (("make_datamodule", "make_module", "save_model"), ()),
-    "evaluate": (("evaluate",), ()),
+    "evaluate": (("evaluate", "validate"), ()),
     "predict": (("load", "describe", "predict_frame"), ()),
 }
 GENERATE_FUNCTION = "generate"
@@ -101,6 +105,7 @@ _APPLICATIONS = (
         fetch_params=("data.source",),
         prepare_params=("seed", "data.name", "data.format", "data.source.files", "data.classes", "data.val_fraction",
                         "data.test_fraction"),
+        evaluate_params=("seed",),  # draws the bootstrap resamples of the intervals
         evaluate_plots=("confusion.csv", "per_class.csv", "confusion_matrix.png", "misclassified.png",
                         "feature_maps.png"),
         curves=("train_loss", "val_loss", "val_accuracy"),
@@ -116,6 +121,7 @@ _APPLICATIONS = (
         name="detect", network="CNN", inputs="images",
         summary="boxes and classes of every object in an image, written and scored as COCO",
         fetch_params=("seed", "data"),  # complete_fetch chooses the COCO subset from data.subset
+        evaluate_params=("seed",),
         evaluate_outs=("data/detect/evaluation",),
         evaluate_plots=("per_class_ap.csv", "predictions.png"),
         plot_definitions=("plots/detect/predictions.png",),
@@ -125,6 +131,7 @@ _APPLICATIONS = (
     Application(
         name="localize", network="CNN", inputs="images",
         summary="the class and box of the one object in an image",
+        evaluate_params=("seed",),
         evaluate_plots=("per_class.csv", "iou.csv", "predictions.png"),
         curves=("train_loss", "val_loss", "val_accuracy", "val_iou"),
         plot_definitions=(
@@ -136,20 +143,21 @@ _APPLICATIONS = (
     ),
     Application(
         name="sentiment", network="RNN", inputs="texts", several_models=True,
-        summary="order-sensitive sentiment: a bag of words, a fixed window and an RNN on the same sentences",
-        evaluate_params=("models",),
-        evaluate_plots=("models.csv", "contrast_scores.csv", "contrast_pairs.png"),
+        summary="order-sensitive sentiment: a bag of words, a fixed window, a CNN and an RNN on the same sentences",
+        evaluate_params=("seed", "models"),
+        evaluate_plots=("models.csv", "contrast_families.csv", "contrast_scores.csv", "contrast_pairs.png"),
         curves=("val_accuracy",),
         plot_definitions=("plots/sentiment/contrast_pairs.png",),
         tiny=("sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",
               "sentiment.data.order_sentences.count=200", "sentiment.data.contrast_pairs=50",
-              *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "rnn")]),
+              *[f"sentiment.models.{m}.train.max_epochs=1" for m in ("bow", "window", "cnn", "rnn")]),
     ),
     Application(
         name="keyboard", network="RNN", inputs="texts", several_models=True,
         summary="next-word suggestions (word LSTM against a Kneser-Ney n-gram) and text generation (char LSTM)",
         evaluate_params=("seed", "models", "baseline"),
-        evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "generated.txt"),
+        evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "ngram_grid.csv",
+                        "generated.txt"),
         plot_definitions=(
             {"keyboard context curve (test loss when the LSTM sees only the last k words)": {
                 "template": "linear", "x": "context_words", "y": {"plots/keyboard/context_curve.csv": "test_loss"}}},
@@ -165,7 +173,8 @@ _APPLICATIONS = (
             Option(("--model",), "which trained model (default: the character model)"),
         ),
         tiny=("keyboard.train.limit_train_batches=3", "keyboard.train.limit_val_batches=2",
-              "keyboard.evaluate.max_test_tokens=3000", "keyboard.evaluate.context_positions=100",
+              "keyboard.evaluate.max_test_tokens=3000", "keyboard.evaluate.max_val_tokens=3000",
+              "keyboard.evaluate.context_positions=100",
               "keyboard.evaluate.examples=2", "keyboard.evaluate.generate_length=20",
               *[f"keyboard.models.{m}.{k}" for m in ("word", "char")
                 for k in ("train.max_epochs=1", "hidden=32", "embedding_dim=16")]),

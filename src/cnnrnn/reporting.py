@@ -17,7 +17,7 @@ from cnnrnn.config import load_params
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
 
-TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "suggestions.csv")  # shown as tables when present
+TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "ngram_grid.csv", "suggestions.csv")  # shown as tables when present
 COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -29,25 +29,108 @@ def meets_bar(value: float, bar: str) -> bool:
     return COMPARISONS[sign](value, float(number))
 
 
+CI_LOW, CI_HIGH = "_ci95_low", "_ci95_high"
+DIFFERENCE = "_difference"
+
+
+def validation_twin(key: str, metrics: dict, models: list[str]) -> str | None:
+    """The ``val_*`` metric measured by the same code as test metric ``key``, if evaluate wrote one.
+
+    ``test_accuracy`` -> ``val_accuracy``; ``rnn_test_accuracy`` -> ``rnn_val_accuracy``;
+    ``map`` -> ``val_map``; ``ngram_top3_accuracy`` -> ``ngram_val_top3_accuracy``.
+    """
+    prefix = next((f"{m}_" for m in models if key.startswith(f"{m}_")), "")
+    rest = key[len(prefix):]
+    rest = rest[len("test_"):] if rest.startswith("test_") else rest
+    twin = f"{prefix}val_{rest}"
+    return twin if twin in metrics and twin != key else None
+
+
+def format_interval(metrics: dict, key: str) -> str:
+    value = metrics[key]
+    if f"{key}{CI_LOW}" in metrics:
+        return f"{value} [{metrics[key + CI_LOW]}, {metrics[key + CI_HIGH]}]"
+    return str(value)
+
+
+def bar_verdict(metrics: dict, key: str, bar: str) -> str:
+    """Met or missed by the measured value; "(the interval reaches across it)" where the 95% interval
+    includes values on both sides of the bar."""
+    met = meets_bar(metrics[key], bar)
+    text = "met" if met else "**missed**"
+    if f"{key}{CI_LOW}" in metrics:
+        low, high = meets_bar(metrics[key + CI_LOW], bar), meets_bar(metrics[key + CI_HIGH], bar)
+        if low != high:
+            text += " (the 95% interval reaches across the bar)"
+    return text
+
+
+def comparison_rows(metrics: dict) -> list[str]:
+    """One row per paired comparison ``<a>_vs_<b>_<metric>_difference``: the difference, its interval, the
+    McNemar p-value where there is one, and the verdict by the one rule (:func:`cnnrnn.intervals.verdict`)."""
+    from cnnrnn.intervals import verdict
+
+    rows = []
+    for key in metrics:
+        if not key.endswith(DIFFERENCE) or f"{key}{CI_LOW}" not in metrics:
+            continue
+        name = key[: -len(DIFFERENCE)]
+        p = metrics.get(f"{name}_mcnemar_p", "")
+        rows.append(f"| {name} | {format_interval(metrics, key)} | {p} | "
+                    f"{verdict(metrics[key + CI_LOW], metrics[key + CI_HIGH])} |")
+    return rows
+
+
+def metric_tables(metrics: dict, bars: dict, notes: dict, models: list[str]) -> list[str]:
+    """Headline metrics (validation twin, test with interval, bar), comparisons, then the rest."""
+    twins = {k: validation_twin(k, metrics, models) for k in metrics}
+    shown_elsewhere = {t for t in twins.values() if t}
+    derived = {k for k in metrics if k.endswith((CI_LOW, CI_HIGH)) or "_vs_" in k}
+    headline = [k for k in metrics if k not in derived and k not in shown_elsewhere and not isinstance(metrics[k], dict)
+                and (k in bars or twins[k] or f"{k}{CI_LOW}" in metrics)]
+    lines = ["| metric | validation | test [95% interval] | bar | measured against the bar | note |",
+             "|---|---|---|---|---|---|"]
+    for key in headline:
+        bar = bars.get(key, "")
+        lines.append(f"| {key} | {metrics[twins[key]] if twins[key] else ''} | {format_interval(metrics, key)} | {bar} | "
+                     f"{bar_verdict(metrics, key, bar) if bar and metrics[key] is not None else ''} | {notes.get(key, '')} |")
+    lines.append("")
+    comparisons = comparison_rows(metrics)
+    if comparisons:
+        lines += ["Paired comparisons on the same test items (a minus b; \"better\" only where the whole 95% "
+                  "interval lies above 0, \"within noise\" where it includes 0):", "",
+                  "| a vs b, metric | difference [95% interval] | McNemar p | verdict |", "|---|---|---|---|",
+                  *comparisons, ""]
+    rest = [k for k in metrics if k not in headline and k not in derived and k not in shown_elsewhere
+            and not isinstance(metrics[k], dict)]
+    if rest:
+        lines += ["| other measurements | value | note |", "|---|---|---|"]
+        lines += [f"| {k} | {metrics[k]} | {notes.get(k, '')} |" for k in rest]
+        lines.append("")
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            lines += [f"{key}: " + ", ".join(f"{k} {v}" for k, v in value.items()), ""]
+    return lines
+
+
 def write_report(root: Path) -> Path:
     import pandas as pd
 
     params = load_params(root)
 
-    lines = ["# cnnrnn report", "", "Measured by `dvc repro` on held-out data; regenerate with `dvc repro report`.", ""]
+    lines = ["# cnnrnn report", "",
+             "Measured by `dvc repro` on held-out data; regenerate with `dvc repro report`. Validation figures chose "
+             "the defaults; test figures only report. Intervals are 95% bootstrap intervals over test items.", ""]
     for app in APPLICATIONS:
         path = root / "metrics" / f"{app}.json"
         if not path.is_file():
             continue
         metrics = json.loads(path.read_text())
-        evaluate_cfg = params.get(app, {}).get("evaluate", {})
+        section = params.get(app, {})
+        evaluate_cfg = section.get("evaluate", {})
         bars, notes = evaluate_cfg.get("quality_bars", {}), evaluate_cfg.get("notes", {})
-        lines += [f"## {app}", "", "| metric | value | bar | note |", "|---|---|---|---|"]
-        for key, value in metrics.items():
-            bar = bars.get(key)
-            verdict = f"{bar} {'✅' if meets_bar(value, bar) else '❌'}" if bar and value is not None else bar or ""
-            lines.append(f"| {key} | {value} | {verdict} | {notes.get(key, '')} |")
-        lines.append("")
+        models = [*(section.get("models") or {}), "ngram"]
+        lines += [f"## {app}", "", *metric_tables(metrics, bars, notes, models)]
         for name in TABLES:
             table_path = root / "plots" / app / name
             if table_path.is_file():

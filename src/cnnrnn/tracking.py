@@ -3,7 +3,8 @@
 The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project root>/mlflow.db``
 (view it with ``mlflow ui --backend-store-uri sqlite:///mlflow.db``). Artifacts go to
 ``<project root>/mlruns/``. Runs carry the git commit, the DVC experiment name (set by
-``dvc exp run``), the stage, and the data source with its checksum.
+``dvc exp run``), the stage, the data source with its checksum, and the machine's fingerprint
+(``machine.*``: CPU, the instruction set and threads in use, library versions).
 """
 
 from __future__ import annotations
@@ -70,6 +71,13 @@ def data_source_tags(info: dict[str, Any]) -> dict[str, str]:
     }
 
 
+def machine_tags() -> dict[str, str]:
+    """The machine fingerprint (:func:`cnnrnn.reproducibility.fingerprint`) as ``machine.*`` tags."""
+    from cnnrnn.reproducibility import FINGERPRINT_KEY, fingerprint
+
+    return {f"{FINGERPRINT_KEY}.{key}": value for key, value in fingerprint().items()}
+
+
 def _configure(root: Path, app: str):
     import mlflow
 
@@ -113,6 +121,7 @@ def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: di
         "dvc_exp_name": os.environ.get("DVC_EXP_NAME", ""),
         "dvc_exp_baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV", ""),
         **data_source_tags(info),
+        **machine_tags(),
         **(extra_tags or {}),
     }
     run_name = f"{stage}-{os.environ['DVC_EXP_NAME']}" if os.environ.get("DVC_EXP_NAME") else stage

@@ -17,7 +17,7 @@ from typing import Any
 import pytorch_lightning as pl
 import torch
 
-from cnnrnn import tracking
+from cnnrnn import reproducibility, tracking
 from cnnrnn.atomic import write_json_atomically, write_text_atomically
 from cnnrnn.paths import AppPaths
 from cnnrnn.registry import application
@@ -110,7 +110,8 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
         summary = {"train_seconds": round(train_seconds, 2), "epochs": trainer.current_epoch,
                    "samples_per_second": last.get("samples_per_second"),
                    "final_val_loss": last.get("val_loss"), "final_val_accuracy": last.get("val_accuracy"),
-                   "run_id": mlflow.active_run().info.run_id if mlflow else None, "model": str(model_path.relative_to(paths.root))}
+                   "run_id": mlflow.active_run().info.run_id if mlflow else None, "model": str(model_path.relative_to(paths.root)),
+                   reproducibility.FINGERPRINT_KEY: reproducibility.fingerprint()}
         write_json_atomically(paths.model_dir / "train_summary.json", summary)
         if mlflow is not None:
             mlflow.log_metric("train_seconds", summary["train_seconds"])

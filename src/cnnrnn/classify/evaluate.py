@@ -1,13 +1,18 @@
 """Evaluate a trained classifier on the held-out test split: numbers, tables and pictures.
 
-Writes to ``plots/classify/``: ``confusion.csv`` (actual, predicted per image: ``dvc plots``
-draws the matrix), ``per_class.csv`` (precision/recall/F1/support), ``confusion_matrix.png``,
-``misclassified.png`` (a grid of test images the model got wrong) and ``feature_maps.png``
-(conv -> ReLU -> pool of the first block on one test image).
+:func:`evaluate` reports the test accuracy (with its 95% bootstrap interval over test images),
+macro F1 and loss; :func:`validate` measures the same accuracy on the validation split by the
+same :func:`classify_split`, and writes nothing.
+
+:func:`evaluate` writes to ``plots/classify/``: ``confusion.csv`` (actual, predicted per image:
+``dvc plots`` draws the matrix), ``per_class.csv`` (precision/recall/F1/support),
+``confusion_matrix.png``, ``misclassified.png`` (a grid of test images the model got wrong) and
+``feature_maps.png`` (conv -> ReLU -> pool of the first block on one test image).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +22,7 @@ import torch
 
 from cnnrnn.classify.network import first_block_maps
 from cnnrnn.classify.predict import load
+from cnnrnn.intervals import accuracy_with_interval
 from cnnrnn.paths import AppPaths
 
 
@@ -38,19 +44,57 @@ def per_class_table(confusion: np.ndarray, classes: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"class": classes, "precision": precision, "recall": recall, "f1": f1, "support": support})
 
 
-def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
-    model = load(paths.model_dir)
-    test = torch.load(paths.prepared / "test.pt")
-    images, labels = test["images"], test["labels"]
-    batch_size = params["evaluate"]["batch_size"]
+@dataclass(frozen=True)
+class ClassifiedSplit:
+    """A model's predictions on one prepared split of N images and K classes."""
+
+    images: torch.Tensor  # (N, C, H, W) uint8
+    labels: torch.Tensor  # (N,) int64, the true classes
+    probs: torch.Tensor  # (N, K) predicted probabilities
+
+    @property
+    def actual(self) -> np.ndarray:
+        return self.labels.numpy()
+
+    @property
+    def predicted(self) -> np.ndarray:
+        return self.probs.argmax(1).numpy()
+
+    @property
+    def correct(self) -> np.ndarray:
+        """(N,) bool: the top class is the true one."""
+        return self.predicted == self.actual
+
+    @property
+    def accuracy(self) -> float:
+        return round(float(self.correct.mean()), 4)
+
+
+def classify_split(model, prepared: Path, split: str, batch_size: int) -> ClassifiedSplit:
+    """Class probabilities for every image of ``prepared/<split>.pt``: the one measurement behind both the
+    test figures (:func:`evaluate`) and their validation twins (:func:`validate`)."""
+    tensors = torch.load(prepared / f"{split}.pt")
+    images = tensors["images"]
     probs = torch.cat([model.probabilities(images[i:i + batch_size].float() / 255)
                        for i in range(0, len(images), batch_size)])
-    predicted = probs.argmax(1).numpy()
-    actual = labels.numpy()
+    return ClassifiedSplit(images, tensors["labels"], probs)
+
+
+def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, float]:
+    """The bar metric on the validation split: ``val_accuracy`` (no files written)."""
+    val = classify_split(load(paths.model_dir), paths.prepared, "val", params["evaluate"]["batch_size"])
+    return {"val_accuracy": val.accuracy}
+
+
+def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
+    cfg = params["evaluate"]
+    model = load(paths.model_dir)
+    test = classify_split(model, paths.prepared, "test", cfg["batch_size"])
+    images, labels, probs = test.images, test.labels, test.probs
+    actual, predicted = test.actual, test.predicted
     classes = model.classes
     confusion = confusion_matrix(actual, predicted, len(classes))
     table = per_class_table(confusion, classes)
-    cfg = params["evaluate"]
     out = paths.plots
     table.round(4).to_csv(out / "per_class.csv", index=False)
     pd.DataFrame({"actual": [classes[i] for i in actual], "predicted": [classes[i] for i in predicted]}).to_csv(
@@ -61,7 +105,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
                                 cfg["grid_columns"], out / "misclassified.png"),
              draw_feature_maps(model, images[0:1].float() / 255, cfg["feature_maps_shown"], out / "feature_maps.png")]
     nll = float(torch.nn.functional.nll_loss(torch.log(probs.clamp_min(1e-12)), labels))
-    metrics = {"test_accuracy": round(float((predicted == actual).mean()), 4),
+    metrics = {**accuracy_with_interval("test_accuracy", test.correct, cfg["resamples"], params["seed"]),
                "test_macro_f1": round(float(table["f1"].mean()), 4),
                "test_loss": round(nll, 4), "n_test": int(len(actual))}
     return metrics, files

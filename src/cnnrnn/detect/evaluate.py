@@ -1,8 +1,11 @@
-"""Evaluate the detector on held-out images with pycocotools' COCOeval (no hand-written mAP).
+"""Evaluate the detector on held-out images with pycocotools' COCOeval (the mAP reported is COCOeval's own).
 
-Writes: ``data/detect/evaluation/detections_test.json`` (COCO results format),
-``plots/detect/per_class_ap.csv`` (AP and AP@.5 per class), ``plots/detect/predictions.png``
-(test images: ground truth green, detections red).
+:func:`evaluate` scores the test split: COCOeval's mAP, mAP@.5 (each with a 95% bootstrap interval over
+test images, :mod:`cnnrnn.coco.average_precision`), mAP@.75 and AR@100. It writes
+``data/detect/evaluation/detections_test.json`` (COCO results format), ``plots/detect/per_class_ap.csv``
+(AP and AP@.5 per class), ``plots/detect/predictions.png`` (test images: ground truth green,
+detections red). :func:`validate` scores the validation split by the same :func:`detect_split` and
+writes nothing.
 
 The model's label i is its ``classes[i]``; it reaches COCO as the test file's category of that
 name, so any category ids (not only 1..K in the model's order) score right.
@@ -14,6 +17,7 @@ import contextlib
 import io
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +26,7 @@ import pandas as pd
 import torch
 
 from cnnrnn.atomic import write_text_atomically
+from cnnrnn.coco.average_precision import map_intervals
 from cnnrnn.detect.predict import load
 from cnnrnn.errors import UserError
 from cnnrnn.paths import AppPaths
@@ -39,26 +44,34 @@ def category_ids_by_label(classes: list[str], categories: dict[int, str], source
     return [ids[name] for name in classes]
 
 
-def score_detections(truth, results: list[dict]) -> tuple[dict[str, float], pd.DataFrame]:
-    """COCOeval (bbox) of ``results`` (COCO results format) against ``truth`` (a pycocotools ``COCO``).
-
-    Out: the summary metrics ``map``, ``map_50``, ``map_75``, ``mar_100`` (4 decimals) and one row
-    per category of ``truth``, by id: ``class``, ``ap``, ``ap_50``, ``objects``. No detections at
-    all score 0, with a warning on stderr.
-    """
+def coco_evaluation(truth, results: list[dict]):
+    """A pycocotools ``COCOeval`` (bbox) of ``results`` (COCO results format) against ``truth`` (a ``COCO``),
+    evaluated, accumulated and summarized. No detections at all score 0, with a warning on stderr."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
     if not results:
-        print(f"cnnrnn: warning: no detections at all in the {len(truth.getImgIds())} test images (is "
+        print(f"cnnrnn: warning: no detections at all in the {len(truth.getImgIds())} images (is "
               f"predict.score_threshold too high, or the model untrained?); mAP and AR are 0", file=sys.stderr)
     with contextlib.redirect_stdout(io.StringIO()):
         # loadRes fails on an empty list; an empty COCO is the same "nothing found" to COCOeval.
-        found = truth.loadRes(results) if results else COCO()
+        # It also adds keys (id, area, ...) to the dicts it gets: give it copies, keep ``results`` as written.
+        found = truth.loadRes([dict(r) for r in results]) if results else COCO()
         evaluation = COCOeval(truth, found, "bbox")
         evaluation.evaluate()
         evaluation.accumulate()
         evaluation.summarize()
+    return evaluation
+
+
+def summary_metrics(evaluation) -> dict[str, float]:
+    """COCOeval's summary: ``map``, ``map_50``, ``map_75``, ``mar_100`` (4 decimals)."""
+    stats = evaluation.stats
+    return {name: round(float(stats[i]), 4) for name, i in (("map", 0), ("map_50", 1), ("map_75", 2), ("mar_100", 8))}
+
+
+def per_class_ap(evaluation, truth) -> pd.DataFrame:
+    """One row per category of ``truth``, by id: ``class``, ``ap``, ``ap_50``, ``objects``."""
     precision = evaluation.eval["precision"]  # (IoU thresholds, recall, categories, areas, max dets)
     rows = []
     for k, category in enumerate(evaluation.params.catIds):  # the sorted category ids of truth
@@ -67,10 +80,13 @@ def score_detections(truth, results: list[dict]) -> tuple[dict[str, float], pd.D
         rows.append({"class": truth.cats[category]["name"], "ap": float(np.mean(p[p > -1])) if (p > -1).any() else 0.0,
                      "ap_50": float(np.mean(p50[p50 > -1])) if (p50 > -1).any() else 0.0,
                      "objects": len(truth.getAnnIds(catIds=[category]))})
-    stats = evaluation.stats
-    metrics = {"map": round(float(stats[0]), 4), "map_50": round(float(stats[1]), 4), "map_75": round(float(stats[2]), 4),
-               "mar_100": round(float(stats[8]), 4)}
-    return metrics, pd.DataFrame(rows)
+    return pd.DataFrame(rows)
+
+
+def score_detections(truth, results: list[dict]) -> tuple[dict[str, float], pd.DataFrame]:
+    """COCOeval (bbox) of ``results`` against ``truth``: :func:`summary_metrics` and :func:`per_class_ap`."""
+    evaluation = coco_evaluation(truth, results)
+    return summary_metrics(evaluation), per_class_ap(evaluation, truth)
 
 
 def coco_results(model, tensors: dict[str, torch.Tensor], batch_size: int, category_ids: list[int]) -> list[dict]:
@@ -90,26 +106,56 @@ def coco_results(model, tensors: dict[str, torch.Tensor], batch_size: int, categ
     return results
 
 
-def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
+@dataclass(frozen=True)
+class DetectedSplit:
+    """The model's detections on one prepared split, scored by COCOeval."""
+
+    tensors: dict[str, torch.Tensor]  # the split's ``<split>.pt``: images (N, C, S, S) uint8, image_ids (N,), ...
+    truth: Any  # pycocotools COCO of ``instances_<split>.json``
+    results: list[dict]  # the detections, COCO results format, in the original pixels
+    evaluation: Any  # the evaluated COCOeval
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return summary_metrics(self.evaluation)
+
+
+def detect_split(model, prepared: Path, split: str, batch_size: int) -> DetectedSplit:
+    """Detect every image of ``prepared/<split>.pt`` and score against ``prepared/instances_<split>.json``:
+    the one measurement behind both the test figures (:func:`evaluate`) and their validation twins
+    (:func:`validate`)."""
     from pycocotools.coco import COCO
 
+    tensors = torch.load(prepared / f"{split}.pt")
+    truth_file = prepared / f"instances_{split}.json"
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(truth_file))
+    # prepare checked that every split lists the same categories; labels map to them by the model's class names
+    category_ids = category_ids_by_label(model.classes, {i: c["name"] for i, c in truth.cats.items()}, truth_file)
+    results = coco_results(model, tensors, batch_size, category_ids)
+    return DetectedSplit(tensors, truth, results, coco_evaluation(truth, results))
+
+
+def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, float]:
+    """The bar metrics on the validation split: ``val_map``, ``val_map_50`` (no files written)."""
+    scored = detect_split(load(paths.model_dir), paths.prepared, "val", params["evaluate"]["batch_size"]).metrics
+    return {"val_map": scored["map"], "val_map_50": scored["map_50"]}
+
+
+def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
     cfg = params["evaluate"]
     model = load(paths.model_dir)
-    tensors = torch.load(paths.prepared / "test.pt")
-    test_file = paths.prepared / "instances_test.json"
-    with contextlib.redirect_stdout(io.StringIO()):
-        truth = COCO(str(test_file))
-    # prepare checked that every split lists the same categories; labels map to them by the model's class names
-    category_ids = category_ids_by_label(model.classes, {i: c["name"] for i, c in truth.cats.items()}, test_file)
-    results = coco_results(model, tensors, cfg["batch_size"], category_ids)
+    test = detect_split(model, paths.prepared, "test", cfg["batch_size"])
     detections = paths.root / "data" / "detect" / "evaluation" / "detections_test.json"
-    write_text_atomically(detections, json.dumps(results))
-    scores, table = score_detections(truth, results)
+    write_text_atomically(detections, json.dumps(test.results))
     out = paths.plots
-    table.round(4).to_csv(out / "per_class_ap.csv", index=False)
-    picture = draw_predictions(tensors, results, truth, model, cfg["pictures_shown"], cfg["grid_columns"],
-                               out / "predictions.png")
-    metrics = {**scores, "n_test_images": int(len(tensors["images"])), "n_test_objects": int(len(truth.getAnnIds()))}
+    per_class_ap(test.evaluation, test.truth).round(4).to_csv(out / "per_class_ap.csv", index=False)
+    picture = draw_predictions(test.tensors, test.results, test.truth, model, cfg["pictures_shown"],
+                               cfg["grid_columns"], out / "predictions.png")
+    # test images resampled with replacement; COCOeval's matching is reused, only the accumulation is redone
+    intervals = map_intervals(test.evaluation, cfg["resamples"], params["seed"])
+    metrics = {**test.metrics, **intervals, "n_test_images": int(len(test.tensors["images"])),
+               "n_test_objects": int(len(test.truth.getAnnIds()))}
     return metrics, [out / "per_class_ap.csv", picture, detections]
 
 

@@ -1,5 +1,6 @@
 """sentiment: is a sentence positive or negative, where word order matters ("good, not bad" vs "bad, not good").
 
-Three models on the same data: a bag of words, a fixed window of the last words, and an
-RNN over the whole sentence; a generated contrast set measures who can read word order.
+Four models on the same data: a bag of words, a fixed window of the last words, a CNN over
+the whole sentence and an RNN; generated contrast sets measure who can read word order, on
+constructions seen in training and on constructions never seen.
 """

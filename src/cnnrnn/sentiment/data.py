@@ -1,10 +1,12 @@
 """Read labelled sentences, split them by seed, and encode them with a vocabulary built on the training split.
 
 Output of ``prepare`` (``data/sentiment/prepared/``):
-``{train,val,test,contrast}.pt`` — dicts with ``ids`` (int64, all sentences' token ids end to end),
-``lengths`` (int64, N) and ``labels`` (int64, N; 1 = positive); ``vocab.json``; ``lexicon.pt``
-(float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv``
-(pair, sentence, label); ``manifest.csv`` (split, label, count); ``info.json``.
+``{train,val,test}.pt`` and ``contrast_{seen,val,unseen}.pt`` — dicts with ``ids`` (int64, all sentences'
+token ids end to end), ``lengths`` (int64, N) and ``labels`` (int64, N; 1 = positive), and in ``train.pt``
+``order_sentence`` (bool, N: a generated order sentence, not a real snippet); ``vocab.json``; ``lexicon.pt``
+(float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv`` (set, family, pair,
+sentence, label; sentences 2i and 2i+1 of a set form its pair i); ``manifest.csv`` (split, label, count);
+``info.json``.
 No Lightning, no MLflow.
 """
 
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnrnn.errors import UserError
-from cnnrnn.sentiment.contrast import contrast_pairs, training_sentences
+from cnnrnn.sentiment.contrast import CONTRAST_SETS, contrast_pairs, training_sentences
 from cnnrnn.text import Vocabulary, tokenize_words
 
 SPLITS = ("train", "val", "test")
@@ -127,7 +129,7 @@ def encode(examples: list[Example], vocab: Vocabulary, max_tokens: int | None) -
 
 
 def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
-    """Write the encoded splits, the contrast set, the vocabulary, manifest and info; return the info."""
+    """Write the encoded splits, the contrast sets, the vocabulary, manifest and info; return the info."""
     import pandas as pd
     import torch
 
@@ -135,31 +137,39 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     splits = load_splits(data_cfg, raw, seed)
     order_cfg = data_cfg["order_sentences"]
     added = training_sentences(order_cfg["count"], seed) if order_cfg["count"] else []
-    splits["train"] = splits["train"] + added
-    random.Random(seed + 2).shuffle(splits["train"])
+    train = [(example, False) for example in splits["train"]] + [(example, True) for example in added]
+    random.Random(seed + 2).shuffle(train)
+    splits["train"] = [example for example, _ in train]
     vocab = Vocabulary.build((tokenize_words(t) for t, _ in splits["train"]), min_count=data_cfg["min_count"],
                              max_size=data_cfg["max_vocabulary"])
-    pairs = contrast_pairs(data_cfg["contrast_pairs"], seed)
-    contrast = [sentence for pair in pairs for sentence in pair]
+    contrast = {name: contrast_pairs(name, data_cfg["contrast_pairs"], seed) for name in CONTRAST_SETS}
     out.mkdir(parents=True, exist_ok=True)
     for split in SPLITS:
-        torch.save(encode(splits[split], vocab, data_cfg["max_tokens"]), out / f"{split}.pt")
-    torch.save(encode(contrast, vocab, None), out / "contrast.pt")
+        encoded = encode(splits[split], vocab, data_cfg["max_tokens"])
+        if split == "train":
+            encoded["order_sentence"] = torch.tensor([is_order for _, is_order in train], dtype=torch.bool)
+        torch.save(encoded, out / f"{split}.pt")
+    rows = []
+    for name, pairs in contrast.items():
+        torch.save(encode([s for _, pair in pairs for s in pair], vocab, None), out / f"{name}.pt")
+        rows += [{"set": name, "family": family, "pair": i, "sentence": text, "label": label}
+                 for i, (family, pair) in enumerate(pairs) for text, label in pair]
     vocab.save(out / "vocab.json")
     lexicon = read_lexicon(raw / data_cfg["lexicon_file"]) if data_cfg["lexicon_file"] else {}
     torch.save(torch.tensor([lexicon.get(t, 0.0) for t in vocab.tokens], dtype=torch.float32), out / "lexicon.pt")
-    pd.DataFrame([{"pair": i // 2, "sentence": text, "label": label} for i, (text, label) in enumerate(contrast)]) \
-        .to_csv(out / "contrast.csv", index=False)
+    pd.DataFrame(rows).to_csv(out / "contrast.csv", index=False)
     manifest = [{"split": split, "label": name, "count": sum(1 for _, y in splits[split] if y == value)}
                 for split in SPLITS for value, name in ((0, "negative"), (1, "positive"))]
     pd.DataFrame(manifest).to_csv(out / "manifest.csv", index=False)
-    unknown = [w for w in {w for pair in pairs for text, _ in pair for w in tokenize_words(text)} if w not in vocab.index]
+    # A contrast word outside the vocabulary is <unk> to every model: a construction word ("although") would vanish.
+    unknown = {w for row in rows for w in tokenize_words(row["sentence"]) if w not in vocab.index}
     source = json.loads((raw / "source.json").read_text()) if (raw / "source.json").exists() else {}
     info = {"dataset": data_cfg["name"], "classes": ["negative", "positive"], "vocabulary_size": len(vocab),
-            "sizes": {**{s: len(splits[s]) for s in SPLITS}, "contrast": len(contrast)},
+            "sizes": {**{s: len(splits[s]) for s in SPLITS}, **{n: 2 * len(p) for n, p in contrast.items()}},
             "order_sentences_in_train": len(added),
             "vocabulary_words_in_lexicon": sum(1 for t in vocab.tokens if t in lexicon),
             "contrast_words_not_in_vocabulary": sorted(unknown),
+            "contrast_families": {n: sorted({f for f, _ in p}) for n, p in contrast.items()},
             "source": source}
     (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

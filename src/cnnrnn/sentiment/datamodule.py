@@ -12,8 +12,9 @@ from cnnrnn.sentiment.sentences import EncodedSentences, collate_sentences
 
 
 class SentenceDataModule(pl.LightningDataModule):
-    def __init__(self, prepared: Path, batch_size: int, num_workers: int = 0):
+    def __init__(self, prepared: Path, batch_size: int, num_workers: int = 0, train_on_order_sentences: bool = True):
         super().__init__()
+        self.train_on_order_sentences = train_on_order_sentences
         self.prepared = Path(prepared)
         self.batch_size = batch_size
         self.num_workers = num_workers
@@ -21,7 +22,8 @@ class SentenceDataModule(pl.LightningDataModule):
         self.datasets: dict[str, EncodedSentences] = {}
 
     def setup(self, stage: str | None = None) -> None:
-        for split in ("train", "val", "test", "contrast"):
+        self.datasets.setdefault("train", EncodedSentences(self.prepared / "train.pt", self.train_on_order_sentences))
+        for split in ("val", "test"):
             self.datasets.setdefault(split, EncodedSentences(self.prepared / f"{split}.pt"))
 
     def loader(self, split: str, shuffle: bool = False) -> DataLoader:

@@ -1,8 +1,10 @@
-"""The sentiment ``LightningModule`` (one for all three networks) and the training stage's hooks.
+"""The sentiment ``LightningModule`` (one for all four networks) and the training stage's hooks.
 
-The train stage runs once per entry of ``sentiment.models`` (``bow``, ``window``, ``rnn``); each
-run sees ``params['model']`` = that entry and ``params['train']`` = ``sentiment.train`` with the
-entry's own ``train`` settings on top.
+The train stage runs once per entry of ``sentiment.models`` (``bow``, ``window``, ``cnn``, ``rnn``);
+each run sees ``params['model']`` = that entry and ``params['train']`` = ``sentiment.train`` with the
+entry's own ``train`` settings on top. A model with ``train_on_order_sentences: false`` trains on the
+real snippets only (the generated order sentences are pure label noise to a bag of words: both
+sentences of a pair have the same words and opposite labels).
 """
 
 from __future__ import annotations
@@ -52,14 +54,16 @@ class SentimentClassifier(pl.LightningModule):
 
 
 def make_datamodule(params: dict[str, Any], prepared: Path) -> SentenceDataModule:
-    return SentenceDataModule(prepared, params["train"]["batch_size"], params["train"]["num_workers"])
+    return SentenceDataModule(prepared, params["train"]["batch_size"], params["train"]["num_workers"],
+                              params["model"]["train_on_order_sentences"])
 
 
 def make_module(params: dict[str, Any], datamodule: SentenceDataModule) -> SentimentClassifier:
     module = SentimentClassifier(params["model"], params["train"], datamodule.info["vocabulary_size"])
-    features = getattr(module.network, "features", None)
-    if features is not None:  # the lexicon ratings of the vocabulary, saved with the weights
-        features.lexicon.copy_(torch.load(datamodule.prepared / "lexicon.pt"))
+    lexicon = torch.load(datamodule.prepared / "lexicon.pt")
+    for name, buffer in module.network.named_buffers():  # the lexicon ratings of the vocabulary, saved with the weights
+        if name.split(".")[-1] == "lexicon":
+            buffer.copy_(lexicon)
     return module
 
 

@@ -13,12 +13,20 @@ from torch.utils.data import Dataset
 
 
 class EncodedSentences(Dataset):
-    """One split written by ``prepare``: item i = (token ids (L_i,), label)."""
+    """One split written by ``prepare``: item i = (token ids (L_i,), label).
 
-    def __init__(self, path: Path):
+    ``order_sentences=False`` leaves out the generated order sentences (``train.pt``'s ``order_sentence``
+    mask) and keeps only the real snippets.
+    """
+
+    def __init__(self, path: Path, order_sentences: bool = True):
         data = torch.load(path)
         self.labels = data["labels"]
         self.sentences = torch.split(data["ids"], data["lengths"].tolist())
+        if not order_sentences and "order_sentence" in data:
+            keep = (~data["order_sentence"]).nonzero().squeeze(1).tolist()
+            self.labels = self.labels[keep]
+            self.sentences = [self.sentences[i] for i in keep]
 
     def __len__(self) -> int:
         return len(self.labels)

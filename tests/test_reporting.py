@@ -1,0 +1,36 @@
+"""The report shows validation twins, intervals, bars as measured, and "within noise" by the one rule."""
+
+from __future__ import annotations
+
+from cnnrnn.reporting import metric_tables, validation_twin
+
+
+def test_validation_twins_by_name():
+    metrics = {"test_accuracy": 1, "val_accuracy": 1, "rnn_test_accuracy": 1, "rnn_val_accuracy": 1, "map": 1,
+               "val_map": 1, "ngram_top3_accuracy": 1, "ngram_val_top3_accuracy": 1, "mean_iou": 1}
+    models = ["rnn", "ngram"]
+    assert validation_twin("test_accuracy", metrics, models) == "val_accuracy"
+    assert validation_twin("rnn_test_accuracy", metrics, models) == "rnn_val_accuracy"
+    assert validation_twin("map", metrics, models) == "val_map"
+    assert validation_twin("ngram_top3_accuracy", metrics, models) == "ngram_val_top3_accuracy"
+    assert validation_twin("mean_iou", metrics, models) is None
+
+
+def test_tables_show_intervals_verdicts_and_missed_bars():
+    metrics = {
+        "val_accuracy": 0.81, "test_accuracy": 0.79, "test_accuracy_ci95_low": 0.77, "test_accuracy_ci95_high": 0.81,
+        "top3_accuracy": 0.3194, "top3_accuracy_ci95_low": 0.31, "top3_accuracy_ci95_high": 0.33,
+        "rnn_vs_bow_test_accuracy_difference": 0.0025, "rnn_vs_bow_test_accuracy_difference_ci95_low": -0.01,
+        "rnn_vs_bow_test_accuracy_difference_ci95_high": 0.015, "rnn_vs_bow_test_accuracy_mcnemar_p": 0.6,
+        "rnn_vs_window_test_accuracy_difference": 0.25, "rnn_vs_window_test_accuracy_difference_ci95_low": 0.22,
+        "rnn_vs_window_test_accuracy_difference_ci95_high": 0.28,
+        "train_seconds": 12.0, "machine": {"cpu_model": "Some CPU"},
+    }
+    text = "\n".join(metric_tables(metrics, {"test_accuracy": ">= 0.78", "top3_accuracy": ">= 0.32"}, {}, ["rnn", "bow"]))
+    assert "| test_accuracy | 0.81 | 0.79 [0.77, 0.81] | >= 0.78 | met (the 95% interval reaches across the bar) |" in text
+    assert "| top3_accuracy |  | 0.3194 [0.31, 0.33] | >= 0.32 | **missed** (the 95% interval reaches across the bar) |" in text
+    assert "| rnn_vs_bow_test_accuracy | 0.0025 [-0.01, 0.015] | 0.6 | within noise |" in text
+    assert "| rnn_vs_window_test_accuracy | 0.25 [0.22, 0.28] |  | better |" in text
+    assert "| train_seconds | 12.0 |  |" in text
+    assert "machine: cpu_model Some CPU" in text
+    assert "**0.0025" not in text  # nothing within noise is bold
