@@ -24,9 +24,15 @@ def test_tables_show_intervals_verdicts_and_missed_bars():
         "rnn_vs_bow_test_accuracy_difference_ci95_high": 0.015, "rnn_vs_bow_test_accuracy_mcnemar_p": 0.6,
         "rnn_vs_window_test_accuracy_difference": 0.25, "rnn_vs_window_test_accuracy_difference_ci95_low": 0.22,
         "rnn_vs_window_test_accuracy_difference_ci95_high": 0.28,
+        "word_vs_ngram_perplexity_difference": -52.0, "word_vs_ngram_perplexity_difference_ci95_low": -55.0,
+        "word_vs_ngram_perplexity_difference_ci95_high": -49.0, "word_vs_ngram_top3_accuracy_mcnemar_p": 0.0,
+        "word_vs_ngram_top3_accuracy_difference": 0.03, "word_vs_ngram_top3_accuracy_difference_ci95_low": 0.02,
+        "word_vs_ngram_top3_accuracy_difference_ci95_high": 0.04,
+        "char_val_loss": 1.57, "char_test_loss": 1.61,
         "train_seconds": 12.0, "machine": {"cpu_model": "Some CPU"},
     }
-    text = "\n".join(metric_tables(metrics, {"test_accuracy": ">= 0.78", "top3_accuracy": ">= 0.32"}, {}, ["rnn", "bow"]))
+    bars = {"test_accuracy": ">= 0.78", "top3_accuracy": ">= 0.32", "char_val_loss": "<= 1.65"}
+    text = "\n".join(metric_tables(metrics, bars, {}, ["rnn", "bow", "word", "ngram", "char"]))
     assert "| test_accuracy | 0.81 | 0.79 [0.77, 0.81] | >= 0.78 | met (the 95% interval reaches across the bar) |" in text
     assert "| top3_accuracy |  | 0.3194 [0.31, 0.33] | >= 0.32 | **missed** (the 95% interval reaches across the bar) |" in text
     assert "| rnn_vs_bow_test_accuracy | 0.0025 [-0.01, 0.015] | 0.6 | within noise |" in text
@@ -34,3 +40,7 @@ def test_tables_show_intervals_verdicts_and_missed_bars():
     assert "| train_seconds | 12.0 |  |" in text
     assert "machine: cpu_model Some CPU" in text
     assert "**0.0025" not in text  # nothing within noise is bold
+    assert "| word_vs_ngram_perplexity | -52.0 [-55.0, -49.0] |  | better |" in text  # lower perplexity is better
+    assert "| word_vs_ngram_top3_accuracy | 0.03 [0.02, 0.04] | < 1e-6 | better |" in text
+    assert "| char_test_loss | 1.57 | 1.61 |" in text
+    assert "| char_val_loss |  | 1.57 | <= 1.65 | met |" in text  # a bar metric keeps its row even as a twin

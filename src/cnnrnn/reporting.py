@@ -30,6 +30,7 @@ def meets_bar(value: float, bar: str) -> bool:
 
 
 CI_LOW, CI_HIGH = "_ci95_low", "_ci95_high"
+LOWER_IS_BETTER = ("perplexity", "loss")
 DIFFERENCE = "_difference"
 
 
@@ -76,15 +77,18 @@ def comparison_rows(metrics: dict) -> list[str]:
             continue
         name = key[: -len(DIFFERENCE)]
         p = metrics.get(f"{name}_mcnemar_p", "")
-        rows.append(f"| {name} | {format_interval(metrics, key)} | {p} | "
-                    f"{verdict(metrics[key + CI_LOW], metrics[key + CI_HIGH])} |")
+        p = "< 1e-6" if p == 0 else p  # written rounded to 6 decimals
+        low, high = metrics[key + CI_LOW], metrics[key + CI_HIGH]
+        if any(word in name for word in LOWER_IS_BETTER):  # a perplexity or loss that falls is the better model
+            low, high = -high, -low
+        rows.append(f"| {name} | {format_interval(metrics, key)} | {p} | {verdict(low, high)} |")
     return rows
 
 
 def metric_tables(metrics: dict, bars: dict, notes: dict, models: list[str]) -> list[str]:
     """Headline metrics (validation twin, test with interval, bar), comparisons, then the rest."""
     twins = {k: validation_twin(k, metrics, models) for k in metrics}
-    shown_elsewhere = {t for t in twins.values() if t}
+    shown_elsewhere = {t for t in twins.values() if t and t not in bars}  # a bar metric keeps its own row
     derived = {k for k in metrics if k.endswith((CI_LOW, CI_HIGH)) or "_vs_" in k}
     headline = [k for k in metrics if k not in derived and k not in shown_elsewhere and not isinstance(metrics[k], dict)
                 and (k in bars or twins[k] or f"{k}{CI_LOW}" in metrics)]
