@@ -139,6 +139,8 @@ def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = N
     work_dir = Path(work_dir or root / ".sweeps" / (f"{app}_{model}" if model else app))
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{work_dir / 'mlflow.db'}")
     work_dir.mkdir(parents=True, exist_ok=True)
+    output = output or root / "benchmarks" / "sweeps" / (f"{app}_{model}.csv" if model else f"{app}.csv")
+    output.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     points = grid_points(parse_grid(grid))
     for number, point in enumerate(points, 1):
@@ -151,15 +153,15 @@ def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = N
         rows.append({**point, **_numbers(figures), "train_seconds": round(seconds, 2),
                      "validate_seconds": round(time.perf_counter() - start, 2)})
         table = pd.DataFrame(rows)
-        output = output or root / "benchmarks" / "sweeps" / (f"{app}_{model}.csv" if model else f"{app}.csv")
-        output.parent.mkdir(parents=True, exist_ok=True)
-        table.to_csv(output, index=False)
+        table.to_csv(output, index=False)  # after every point: an interrupted sweep keeps what it measured
     result: dict[str, Any] = {"app": app, "model": model, "grid": grid, "overrides": overrides, "table": str(output),
                               "rows": rows}
     if choose_by:
         if choose_by not in table:
             raise UserError(f"--choose-by {choose_by}: validate() gave {', '.join(c for c in table if 'val' in c)}")
-        lower_is_better = any(w in choose_by for w in ("loss", "perplexity"))
+        from cnnrnn.reporting import LOWER_IS_BETTER
+
+        lower_is_better = any(w in choose_by for w in LOWER_IS_BETTER)
         best = table[choose_by].idxmin() if lower_is_better else table[choose_by].idxmax()
         result["chosen"] = {k: rows[best][k] for k in points[0]}
         result["chosen_by"] = f"{'lowest' if lower_is_better else 'highest'} {choose_by} = {rows[best][choose_by]}"
