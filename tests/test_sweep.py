@@ -40,6 +40,7 @@ def test_sweep_records_validation_figures_only_and_seeds_keep_the_split(project_
     mtimes = [p.stat().st_mtime_ns for p in first]
     cnnrnn("bench", "sweep", "classify", *tiny, "--grid", "classify.model.hidden=16,24")
     assert [p.stat().st_mtime_ns for p in first] == mtimes
+    assert len(pd.read_csv(project_copy / "benchmarks" / "sweeps" / "classify.csv")) == 2  # re-measured, not doubled
 
     out = cnnrnn("bench", "seeds", "classify", *tiny, "--seeds", "1", "2")
     seeds = pd.read_csv(project_copy / "benchmarks" / "seeds" / "classify.csv")
@@ -50,3 +51,14 @@ def test_sweep_records_validation_figures_only_and_seeds_keep_the_split(project_
         assert (work / f"seed={seed}" / "data" / "classify" / "prepared").is_symlink()
     summary = json.loads(out)["mean_sd"]
     assert set(summary["test_accuracy"]) == {"mean", "sd"}
+
+
+def test_a_sweep_on_other_axes_keeps_the_earlier_rows(tmp_path):
+    from cnnrnn.sweep import earlier_rows
+
+    table = tmp_path / "keyboard_word.csv"
+    pd.DataFrame({"epochs": [7, 8], "dropout": [0.15, 0.25], "val_top3_accuracy": [0.341, 0.345]}).to_csv(table, index=False)
+    assert len(earlier_rows(table, [{"hidden": "384"}, {"hidden": "768"}])) == 2   # other axes: all kept
+    kept = earlier_rows(table, [{"epochs": "8", "dropout": "0.25"}])                  # the same point: measured again
+    assert list(kept["epochs"]) == ["7"]
+    assert earlier_rows(tmp_path / "none.csv", [{"hidden": "1"}]).empty

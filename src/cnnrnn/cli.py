@@ -70,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                                    "detect: print the boxes (class, score, x, y, w, h in the file's pixels) as JSON. "
                                    "localize: print the class and box [x, y, w, h] (in the file's pixels) as JSON. "
                                    "sentiment: print each trained model's label and probability for each sentence. "
-                                   "keyboard: print the 3 likeliest next words after each text.")
+                                   "keyboard: print the 3 likeliest next words after each text. "
+                                   "stylize: write each image in a trained style (--style, -o; --method optimize for Gatys).")
     _app_arg(p)
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classify, detect, localize) or texts in quotes (sentiment, keyboard)")
@@ -79,7 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (detect and localize always do)")
     p.add_argument("-o", "--output", type=Path, default=None,
-                   help="detect: also save the image with its boxes drawn here (several inputs: out-<name>.png)")
+                   help="detect: also save the image with its boxes drawn here; stylize: the styled image (default "
+                        "<name>-<style>.png); several inputs: out-<name>.png")
+    for option in dict.fromkeys(o for a in APPLICATIONS.values() for o in a.predict_options):
+        p.add_argument(*option.flags, type=option.type, default=option.default, help=option.help)
 
     p = sub.add_parser("generate", help="generate with a trained model (keyboard: text)",
                        description="Generate new content with an application's trained model. Each application "
@@ -166,6 +170,8 @@ def quiet_libraries(command: str) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)")
+    # stylize's loss network is frozen in eval mode on purpose
+    warnings.filterwarnings("ignore", message=r"Found \d+ module\(s\) in eval mode at the start of training")
 
 
 # The commands that compute with torch: they pin the floating-point path first (see cnnrnn.reproducibility).
@@ -259,7 +265,9 @@ def predict(args: argparse.Namespace) -> int:
             if output is not None and len(args.inputs) > 1:  # one picture per input: out.png -> out-<name>.png
                 output = output.with_name(f"{output.stem}-{Path(item).stem}{output.suffix}")
             given = item if entry.inputs == "texts" else Path(item)
-            print(module.describe(model, given, top=args.top, as_json=args.json, output=output))
+            options = {o.flags[0].lstrip("-").replace("-", "_"): None for o in entry.predict_options}
+            options = {k: getattr(args, k) for k in options}
+            print(module.describe(model, given, top=args.top, as_json=args.json, output=output, **options))
         except UserError as err:  # one bad file does not stop the others
             print(f"cnnrnn: error: {err}", file=sys.stderr)
             status = 1

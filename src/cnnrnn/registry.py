@@ -18,8 +18,8 @@ The protocol (``<part>``: the module of ``cnnrnn.<app>`` that provides it, then 
   ``validate(params, paths) -> metrics``: the validation twins of the bar metrics, computed by the
   same code on the validation split, named ``val_*`` (or ``<model>_val_*``). Validation chooses
   defaults (``cnnrnn bench sweep``); the test split only reports;
-- ``predict``: ``load(model_dir)``, ``describe(model, input, top, as_json, output) -> str`` (one
-  input of ``cnnrnn predict``) and ``predict_frame(model, frame)`` (the MLflow pyfunc model);
+- ``predict``: ``load(model_dir)``, ``describe(model, input, top, as_json, output, **options) -> str`` (one
+  input of ``cnnrnn predict``; ``options`` are the application's ``predict_options``) and ``predict_frame(model, frame)`` (the MLflow pyfunc model);
 - ``generate`` (optional, with its command-line options): ``generate(model_dir, options) -> str``.
 """
 
@@ -84,6 +84,8 @@ class Application:
     curves: tuple[str, ...] = ("train_loss", "val_loss")  # train_curves.csv columns `dvc plots show` draws
     plot_definitions: tuple[dict | str, ...] = ()  # how `dvc plots show` draws evaluate's plots (after the curves)
     generate_options: tuple[Option, ...] = ()  # empty: the application does not generate
+    predict_options: tuple[Option, ...] = ()  # its own options of `cnnrnn predict` (passed to describe by name)
+    metric_prefixes: tuple[str, ...] = ()  # besides <app>.models: prefixes of metric names (<prefix>_val_<m> twins <prefix>_<m>)
     tiny: tuple[str, ...] = ()  # Hydra overrides that make the whole pipeline tiny (tests)
 
     def module_name(self, part: str) -> str:
@@ -142,6 +144,30 @@ _APPLICATIONS = (
               "localize.train.max_epochs=1"),
     ),
     Application(
+        name="stylize", network="CNN", inputs="images",
+        summary="the style of one image over the content of another: Gatys' optimization and feed-forward networks",
+        evaluate_plots=("per_image.csv", "grid.png"),
+        metric_prefixes=("feedforward", "optimize", "color_only"),
+        curves=("train_style_loss", "train_content_loss", "val_style_loss", "val_content_loss"),
+        plot_definitions=(
+            {"stylize style loss ratio per test image (lower: more of the style's texture)": {
+                "template": "bar_horizontal", "x": "style_loss_ratio", "y": {"plots/stylize/per_image.csv": "content"}}},
+            "plots/stylize/grid.png",
+        ),
+        predict_options=(
+            Option(("--style",), "stylize: which style (default: the first trained one)"),
+            Option(("--method",), "stylize: feedforward (one pass, default) or optimize (Gatys: slower, no training)",
+                   default="feedforward"),
+            Option(("--steps",), "stylize --method optimize: L-BFGS steps (default: predict.optimize.steps)",
+                   type=positive_int),
+        ),
+        tiny=("stylize.train.max_epochs=1", "stylize.train.crops_per_epoch=8", "stylize.train.crop_side=64",
+              "stylize.train.val_crops_per_image=1",
+              "stylize.predict.optimize.steps=3", "stylize.predict.optimize.working_side=64",
+              "stylize.predict.optimize.style_side=64", "stylize.evaluate.side=64", "stylize.data.side=128",
+              "stylize.evaluate.timing_repeats=1"),
+    ),
+    Application(
         name="sentiment", network="RNN", inputs="texts", several_models=True,
         summary="order-sensitive sentiment: a bag of words, a fixed window, a CNN and an RNN on the same sentences",
         evaluate_params=("seed", "models"),
@@ -156,6 +182,7 @@ _APPLICATIONS = (
         name="keyboard", network="RNN", inputs="texts", several_models=True,
         summary="next-word suggestions (word LSTM against a Kneser-Ney n-gram) and text generation (char LSTM)",
         evaluate_params=("seed", "models", "baseline"),
+        metric_prefixes=("ngram",),
         evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "ngram_grid.csv",
                         "generated.txt"),
         plot_definitions=(
@@ -183,7 +210,7 @@ _APPLICATIONS = (
 
 APPLICATIONS: dict[str, Application] = {app.name: app for app in _APPLICATIONS}
 # The mission's other applications, not registered yet (each has its issue).
-PLANNED = ("stylize", "translate", "compose")
+PLANNED = ("translate", "compose")
 
 
 def application(name: str) -> Application:

@@ -17,7 +17,7 @@ from cnnrnn.config import load_params
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
 
-TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "ngram_grid.csv", "suggestions.csv")  # shown as tables when present
+TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "ngram_grid.csv", "suggestions.csv", "per_image.csv")  # shown as tables when present
 COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
 
 
@@ -133,7 +133,7 @@ def write_report(root: Path) -> Path:
         section = params.get(app, {})
         evaluate_cfg = section.get("evaluate", {})
         bars, notes = evaluate_cfg.get("quality_bars", {}), evaluate_cfg.get("notes", {})
-        models = [*(section.get("models") or {}), "ngram"]
+        models = [*(section.get("models") or {}), *APPLICATIONS[app].metric_prefixes]
         lines += [f"## {app}", "", *metric_tables(metrics, bars, notes, models)]
         for name in TABLES:
             table_path = root / "plots" / app / name

@@ -122,6 +122,23 @@ def train_point(work: Path, app: str, model: str | None) -> float:
     return float(json.loads((model_dir / "train_summary.json").read_text())["train_seconds"])
 
 
+def earlier_rows(output: Path, points: list[dict[str, str]]):
+    """Rows of the table from earlier sweeps (other axes, or other points), kept beside this sweep's rows.
+
+    A row with the same values on every axis of this grid is dropped: this sweep measures it again.
+    """
+    import pandas as pd
+
+    if not output.exists():
+        return pd.DataFrame()
+    table = pd.read_csv(output, dtype=str, keep_default_na=False)
+    keys = list(points[0])
+    if not all(k in table for k in keys):
+        return table
+    again = {tuple(p[k] for k in keys) for p in points}
+    return table[[tuple(row) not in again for row in table[keys].itertuples(index=False)]]
+
+
 def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = None, work_dir: Path | None = None,
           choose_by: str | None = None, output: Path | None = None) -> dict[str, Any]:
     """Train every grid point and record its validation figures (never the test split's)."""
@@ -143,6 +160,7 @@ def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = N
     output.parent.mkdir(parents=True, exist_ok=True)
     rows = []
     points = grid_points(parse_grid(grid))
+    earlier = earlier_rows(output, points)
     for number, point in enumerate(points, 1):
         work = work_dir / point_name(point)
         print(f"cnnrnn sweep: {number}/{len(points)} {point}", file=sys.stderr, flush=True)
@@ -153,7 +171,8 @@ def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = N
         rows.append({**point, **_numbers(figures), "train_seconds": round(seconds, 2),
                      "validate_seconds": round(time.perf_counter() - start, 2)})
         table = pd.DataFrame(rows)
-        table.to_csv(output, index=False)  # after every point: an interrupted sweep keeps what it measured
+        # after every point: an interrupted sweep keeps what it measured; earlier sweeps' rows stay
+        pd.concat([earlier, table], ignore_index=True).to_csv(output, index=False)
     result: dict[str, Any] = {"app": app, "model": model, "grid": grid, "overrides": overrides, "table": str(output),
                               "rows": rows}
     if choose_by:

@@ -1,0 +1,24 @@
+"""Random crops of images, for the style networks' training and the patch_cnn loss network (torch only)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_crop(image: torch.Tensor, side: int, scales: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
+    """A (3, side, side) float crop in [0, 1] of a (3, H, W) image (uint8, or floats in [0, 1]): a square of
+    ``side / scale`` pixels (scale drawn from ``scales``, so >1 zooms in) at a random place, resized, mirrored
+    half the time."""
+    h, w = image.shape[-2:]
+    scale = scales[0] + (scales[1] - scales[0]) * float(torch.rand((), generator=generator))
+    crop = min(h, w, max(16, round(side / scale)))
+    top = int(torch.randint(h - crop + 1, (), generator=generator))
+    left = int(torch.randint(w - crop + 1, (), generator=generator))
+    patch = image[:, top:top + crop, left:left + crop][None]
+    patch = patch.float().div(255) if patch.dtype == torch.uint8 else patch.float()
+    if crop != side:
+        patch = F.interpolate(patch, size=(side, side), mode="bilinear", align_corners=False, antialias=crop > side)
+    if float(torch.rand((), generator=generator)) < 0.5:
+        patch = patch.flip(-1)
+    return patch[0].clamp(0, 1)

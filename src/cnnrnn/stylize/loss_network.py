@@ -1,0 +1,80 @@
+"""The loss network of ``stylize.loss``: built (random) or fitted (``patch_cnn``) before the style networks train.
+
+``patch_cnn`` is a small VGG-shaped CNN that the train stage fits on the *training* photographs and
+the style images only (never a validation or test photograph): given a random patch (random place,
+scale and flip), which image does it come from? Telling brick from gravel from a photograph's
+sky takes colour and texture features, which is what a style loss needs. Plain torch, seeded.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cnnrnn.stylize.crops import random_crop
+from cnnrnn.stylize.features import (LossLevels, StagedNetwork, VGG19Features, build_random_network,
+                                     load_vgg19_weights)
+
+
+def random_patches(images: list[torch.Tensor], count: int, side: int, scales: tuple[float, float],
+                   generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """``count`` random crops (count, 3, side, side) (:func:`~cnnrnn.stylize.crops.random_crop`) and the index of
+    the image each comes from."""
+    labels = torch.randint(len(images), (count,), generator=generator)
+    return torch.stack([random_crop(images[label], side, scales, generator) for label in labels.tolist()]), labels
+
+
+def fit_patch_cnn(cfg: dict[str, Any], images: list[torch.Tensor], seed: int) -> tuple[StagedNetwork, dict[str, float]]:
+    """Fit the patch classifier of ``cfg`` (``channels``, ``convs_per_stage``, ``steps``, ``batch_size``,
+    ``patch_side``, ``scales``, ``lr``) on ``images`` (each its own class); return its feature stages."""
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    network = StagedNetwork(cfg["channels"], cfg["convs_per_stage"])
+    head = nn.Linear(cfg["channels"][-1] * 2, len(images))
+    parameters = [*network.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(parameters, lr=cfg["lr"], weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], total_steps=cfg["steps"], pct_start=0.2)
+    start, correct, seen = time.perf_counter(), 0, 0
+    for step in range(cfg["steps"]):
+        patches, labels = random_patches(images, cfg["batch_size"], cfg["patch_side"], tuple(cfg["scales"]), generator)
+        last = network(patches)[-1]
+        logits = head(torch.cat([last.mean(dim=(2, 3)), last.amax(dim=(2, 3))], dim=1))
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        schedule.step()
+        if step >= cfg["steps"] * 3 // 4:  # accuracy over the last quarter of the steps
+            correct += int((logits.argmax(1) == labels).sum())
+            seen += len(labels)
+        if (step + 1) % max(1, cfg["steps"] // 10) == 0:
+            print(f"stylize: loss network (patch_cnn) step {step + 1}/{cfg['steps']} loss {float(loss.detach()):.3f}",
+                  file=sys.stderr, flush=True)
+    record = {"loss_network_seconds": round(time.perf_counter() - start, 2),
+              "loss_network_patch_accuracy": round(correct / max(seen, 1), 4), "loss_network_classes": len(images)}
+    return network.freeze(), record
+
+
+def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = None, seed: int = 0,
+                       weights_file=None) -> tuple[LossLevels, dict[str, Any]]:
+    """The loss network of ``cfg`` (``stylize.loss``) and a record of how it was made.
+
+    ``images`` (training photographs and style images) are needed for ``patch_cnn``; ``weights_file`` for ``vgg19``.
+    """
+    kind = cfg["network"]
+    if kind in ("random_pyramid", "random_staged"):
+        network, record = build_random_network({**cfg, "kind": kind}), {}
+    elif kind == "patch_cnn":
+        if not images:
+            raise ValueError("patch_cnn needs the training images to fit on")
+        network, record = fit_patch_cnn(cfg, images, seed)
+    elif kind == "vgg19":
+        network, record = load_vgg19_weights(VGG19Features(), weights_file), {}
+    else:
+        raise ValueError(f"unknown loss network {kind!r}; choose random_pyramid, random_staged, patch_cnn or vgg19")
+    return LossLevels(network, cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain")), record

@@ -1,0 +1,165 @@
+"""Style your own images: the feed-forward networks (one pass) or Gatys' optimization (``--method optimize``).
+
+Needs only torch and Pillow (no Lightning, no MLflow). Any size and mode is read; an input whose
+longer side exceeds ``predict.max_side`` is resized to it, with a note on stderr.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cnnrnn.errors import UserError
+from cnnrnn.model_file import read_model_file, rebuild
+from cnnrnn.stylize.features import FeatureNetwork, LossLevels, StagedNetwork
+from cnnrnn.stylize.network import build_style_network
+
+RETRAIN = "dvc repro stylize_train"
+
+
+def image_from_file(path: Path, max_side: int) -> torch.Tensor:
+    """An image file -> (3, H, W) floats in [0, 1]; longer than ``max_side`` -> resized, with a note."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        raise UserError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; pass an image file")
+    try:
+        with Image.open(path) as img:
+            return image_from_pillow(img, max_side, str(path))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__})") from err
+
+
+def image_from_pillow(img, max_side: int, name: str = "image") -> torch.Tensor:
+    from PIL import Image
+
+    img = img.convert("RGB")
+    if max(img.size) > max_side:
+        scale = max_side / max(img.size)
+        size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
+        print(f"cnnrnn: note: {name} is {img.width}x{img.height}; styled at {size[0]}x{size[1]} "
+              f"(predict.max_side {max_side})", file=sys.stderr)
+        img = img.resize(size, Image.Resampling.LANCZOS)
+    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+
+
+def to_png(image: torch.Tensor) -> bytes:
+    from PIL import Image
+
+    array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+class LoadedStylizer:
+    """``styles`` (names), ``networks`` (name -> feed-forward network), ``style_images`` (name -> (3, H, W) floats)."""
+
+    def __init__(self, path: Path):
+        saved = read_model_file(path, "stylize", RETRAIN)
+        self.path = Path(path)
+        self.saved = saved
+        self.styles: list[str] = list(saved["styles"])
+        self.settings: dict = saved["predict"]
+        self.networks = {name: rebuild(path, {"state_dict": saved["state_dicts"][name], **saved},
+                                       lambda s: build_style_network(s["model_cfg"]), RETRAIN) for name in self.styles}
+        self.style_images = {name: img.float().div(255) for name, img in zip(self.styles, saved["style_images"])}
+        self._levels: LossLevels | None = None
+
+    def check_style(self, style: str | None) -> str:
+        style = style or self.styles[0]
+        if style not in self.networks:
+            raise UserError(f"no style {style!r} in {self.path}; choose one of: {', '.join(self.styles)}")
+        return style
+
+    @torch.no_grad()
+    def stylize(self, image: torch.Tensor, style: str | None = None) -> torch.Tensor:
+        """(3, H, W) in [0, 1] -> the feed-forward network's styled image, same size."""
+        return self.networks[self.check_style(style)](image[None])[0].clamp(0, 1)
+
+    def loss_levels(self) -> LossLevels:
+        """The loss network the model was trained with (for ``--method optimize``)."""
+        if self._levels is None:
+            from cnnrnn.stylize.loss_network import build_loss_network
+
+            cfg = self.saved["loss_cfg"]
+            if cfg["network"] == "patch_cnn":
+                network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]},
+                                                  lambda s: StagedNetwork(cfg["channels"], cfg["convs_per_stage"]), RETRAIN)
+                self._levels = LossLevels(network.freeze(), cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))
+            else:
+                weights = Path("data/stylize/raw") / cfg["weights_file"] if cfg.get("weights_file") else None
+                if weights is not None and not weights.is_file():
+                    raise UserError(f"--method optimize with vgg19 needs {weights}; run `cnnrnn fetch stylize` here")
+                self._levels, _ = build_loss_network(cfg, weights_file=weights)
+        return self._levels
+
+    def optimize(self, image: torch.Tensor, style: str | None = None, steps: int | None = None) -> tuple[torch.Tensor, dict]:
+        from cnnrnn.stylize.optimize import optimize_image
+
+        style = self.check_style(style)
+        cfg = {**self.settings["optimize"], **{k: float(self.saved["loss_cfg"][k])
+                                                for k in ("content_weight", "style_weight", "tv_weight")}}
+        if steps is not None:
+            cfg["steps"] = steps
+        return optimize_image(self.loss_levels(), image, self.style_images[style], cfg)
+
+
+def describe(model: LoadedStylizer, path: Path, top: int | None = None, as_json: bool = True,
+             output: Path | None = None, style: str | None = None, method: str = "feedforward",
+             steps: int | None = None) -> str:
+    """Style one image file and write it (``output``, else ``<name>-<style>.png`` here); one JSON line about it."""
+    style = model.check_style(style)
+    image = image_from_file(path, model.settings["max_side"])
+    start = time.perf_counter()
+    if method == "optimize":
+        styled, record = model.optimize(image, style, steps)
+    elif method == "feedforward":
+        styled, record = model.stylize(image, style), {}
+    else:
+        raise UserError(f"--method {method!r}: choose feedforward or optimize")
+    seconds = time.perf_counter() - start
+    output = Path(output) if output else Path(f"{Path(path).stem}-{style}.png")
+    from cnnrnn.atomic import write_bytes_atomically
+
+    write_bytes_atomically(output, to_png(styled))
+    result = {"input": str(path), "style": style, "method": method, "output": str(output),
+              "size": [int(image.shape[2]), int(image.shape[1])], "seconds": round(seconds, 3)}
+    if record:
+        result["steps"] = record["steps"]
+        result["working_side"] = model.settings["optimize"]["working_side"]
+    return json.dumps(result)
+
+
+def load(model_dir: Path) -> LoadedStylizer:
+    return LoadedStylizer(Path(model_dir) / "model.pt")
+
+
+def predict_frame(model: LoadedStylizer, frame) -> Any:
+    """MLflow pyfunc: a DataFrame with ``path`` (image files) or ``image`` (encoded PNG/JPEG bytes), and optionally
+    ``style`` -> a DataFrame of ``style``, ``image`` (the styled image, PNG bytes), ``width``, ``height``."""
+    import pandas as pd
+    from PIL import Image
+
+    if not isinstance(frame, pd.DataFrame) or not ({"path", "image"} & set(frame.columns)):
+        raise UserError("stylize model input: a DataFrame with a 'path' column of image files or an 'image' column "
+                        "of encoded images, and optionally 'style'")
+    rows = []
+    for _, row in frame.iterrows():
+        if "image" in frame.columns and row.get("image") is not None:
+            with Image.open(io.BytesIO(bytes(row["image"]))) as img:
+                image = image_from_pillow(img, model.settings["max_side"])
+        else:
+            image = image_from_file(Path(row["path"]), model.settings["max_side"])
+        style = model.check_style(row.get("style") if "style" in frame.columns else None)
+        styled = model.stylize(image, style)
+        rows.append({"style": style, "image": to_png(styled), "width": int(styled.shape[2]), "height": int(styled.shape[1])})
+    return pd.DataFrame(rows)

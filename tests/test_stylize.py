@@ -1,0 +1,249 @@
+"""stylize: Gram matrices, a grade colour cannot fool, VGG-19 weights over HTTP, training and the pipeline, small."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from cnnrnn.config import compose, write_params
+from cnnrnn.errors import UserError
+from cnnrnn.registry import APPLICATIONS
+from cnnrnn.stylize.features import centred_gram, evaluation_network
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = list(APPLICATIONS["stylize"].tiny)
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    composed = compose(TINY, ROOT)
+    return {**composed["stylize"], "seed": composed["seed"]}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, params) -> Path:
+    from cnnrnn.fetching import fetch_sources
+    from cnnrnn.stylize.data import prepare
+
+    base = tmp_path_factory.mktemp("stylize")
+    fetch_sources(params["data"]["source"], base / "raw")
+    (base / "prepared").mkdir()
+    prepare(params, base / "raw", base / "prepared")
+    return base / "prepared"
+
+
+def test_centred_gram_on_a_hand_checked_tensor():
+    # two channels at two positions: [1, 3] and [0, 4]; centred: [-1, 1] and [-2, 2]
+    features = torch.tensor([[1.0, 3.0], [0.0, 4.0]]).reshape(1, 2, 1, 2)
+    assert torch.equal(centred_gram(features), torch.tensor([[[1.0, 2.0], [2.0, 4.0]]]))
+    # adding a constant to a channel (a colour cast) leaves it unchanged
+    assert torch.equal(centred_gram(features + torch.tensor([5.0, -1.0]).view(1, 2, 1, 1)), centred_gram(features))
+
+
+def test_the_colour_only_image_fails_the_style_bar(params, prepared):
+    """Test 1 of issue 10: a test photograph given only the colour style's histogram stays ~1.0 (bar: <= 0.25)."""
+    from cnnrnn.stylize.measures import color_distance, match_histograms, style_loss_ratio
+
+    cfg = compose([], ROOT)["stylize"]["evaluate"]  # the real grader and side
+    network = evaluation_network(cfg["feature_network"])
+    test, styles = torch.load(prepared / "test.pt"), torch.load(prepared / "styles.pt")
+    style = styles["images"][styles["names"].index("ihc")].float() / 255
+    content = test["images"][0].float() / 255
+    colour_only = match_histograms(content, style)
+    assert color_distance(colour_only, style) < color_distance(content, style)  # it did take the colours
+    ratio = style_loss_ratio(network, colour_only, content, style, cfg["side"])
+    assert ratio > 0.9, ratio
+    bar = float(cfg["quality_bars"]["feedforward_style_loss_ratio"].split()[-1])
+    assert ratio > bar
+
+
+def test_optimizing_the_image_takes_the_style_texture(params, prepared):
+    """Gatys' method, small: the grader (another network than the loss network) sees the texture move toward the style."""
+    from cnnrnn.stylize.loss_network import build_loss_network
+    from cnnrnn.stylize.measures import style_loss_ratio
+    from cnnrnn.stylize.optimize import optimize_image
+
+    levels, _ = build_loss_network(compose(["stylize/loss=random_staged"], ROOT)["stylize"]["loss"])
+    test, styles = torch.load(prepared / "test.pt"), torch.load(prepared / "styles.pt")
+    content, style = test["images"][0].float() / 255, styles["images"][1].float() / 255
+    cfg = {"working_side": 64, "style_side": 64, "steps": 40, "content_weight": 1.0, "style_weight": 100.0, "tv_weight": 0.0}
+    out, record = optimize_image(levels, content, style, cfg)
+    assert out.shape == content.shape and record["steps"] >= 40
+    network = evaluation_network(params["evaluate"]["feature_network"])
+    assert style_loss_ratio(network, out, content, style, 64) < 0.75  # 1.0: no closer than the photograph
+
+
+def test_held_out_photographs_never_reach_training(params, prepared):
+    """Whole photographs per split; every training crop is a piece of a training photograph; the patch_cnn
+    loss network is fitted on training photographs and style images only."""
+    from cnnrnn.stylize.datamodule import RandomCrops
+    from cnnrnn.stylize.model import loss_network_images, make_datamodule
+
+    info = json.loads((prepared / "info.json").read_text())
+    names = {split: set(info["content"][split]) for split in ("train", "val", "test")}
+    assert not (names["train"] & names["val"]) and not (names["train"] & names["test"]) and not (names["val"] & names["test"])
+    assert len(names["test"]) >= 4 and len(names["val"]) >= 1
+
+    dm = make_datamodule(params, prepared)
+    dm.setup("fit")
+    held_out = [img for split in ("val", "test") for img in torch.load(prepared / f"{split}.pt")["images"]]
+    train = dm.splits["train"]["images"]
+    torch.manual_seed(0)
+    crops = RandomCrops(train, 12, 24, (1.0, 1.0))  # scale 1: crops are exact pixels, maybe mirrored
+    for (crop,) in (crops[i] for i in range(len(crops))):
+        pixels = (crop * 255).round().to(torch.uint8)
+        def found_in(image):
+            windows = image.unfold(1, 24, 1).unfold(2, 24, 1)  # (3, h', w', 24, 24)
+            hit = lambda p: (windows == p[:, None, None]).all(-1).all(-1).all(0).any()  # noqa: E731
+            return bool(hit(pixels) or hit(pixels.flip(-1)))
+        assert any(found_in(img) for img in train)
+        assert not any(found_in(img) for img in held_out if img.shape[-1] >= 24 and img.shape[-2] >= 24)
+    fitted_on = loss_network_images(dm)
+    for image in held_out:
+        assert not any(f.shape == image.shape and torch.equal(f, image.float() / 255) for f in fitted_on)
+
+
+@pytest.mark.parametrize("loss", [[], ["stylize/loss=patch_cnn", "stylize.loss.steps=4", "stylize.loss.batch_size=4"]],
+                         ids=["default_loss_network", "patch_cnn"])
+def test_fast_dev_run(loss, prepared):
+    import pytorch_lightning as pl
+
+    from cnnrnn.stylize.model import make_datamodule, make_module
+
+    composed = compose([*TINY, *loss], ROOT)
+    params = {**composed["stylize"], "seed": composed["seed"]}
+    dm = make_datamodule(params, prepared)
+    module = make_module(params, dm)
+    pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False).fit(module, datamodule=dm)
+    assert torch.equal(module.loss_network.state_dict()["stages.0.0.weight"],
+                       make_module(params, dm).loss_network.state_dict()["stages.0.0.weight"])  # seeded: the same again
+
+
+def test_vgg19_weights_come_through_the_fetch_machinery(file_server, tmp_path):
+    """A tiny VGG state dict (torchvision's key names) served from 127.0.0.1: fetched with its checksum, loaded with
+    weights_only; a checksum mismatch is a clear error and leaves no file behind."""
+    import hashlib
+
+    from cnnrnn.fetching import fetch_sources
+    from cnnrnn.stylize.features import VGG19Features, load_vgg19_weights
+
+    layout, taps = [4, "M", 8], (1, 4)
+    reference = VGG19Features(layout, taps)
+    state = {k: torch.randn_like(v) for k, v in reference.state_dict().items() if k.startswith("features.")}
+    state["classifier.0.weight"] = torch.zeros(2, 2)  # the classifier is ignored
+    served, url = file_server
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    (served / "vgg19-tiny.pth").write_bytes(buffer.getvalue())
+    digest = hashlib.sha256(buffer.getvalue()).hexdigest()
+
+    source = {"kind": "url", "base_url": url, "timeout_seconds": 10, "files": {"vgg19-tiny.pth": f"sha256:{digest}"}}
+    fetch_sources({"weights": source}, tmp_path / "raw")
+    network = load_vgg19_weights(VGG19Features(layout, taps), tmp_path / "raw" / "vgg19-tiny.pth")
+    assert torch.equal(network.features[3].weight, state["features.3.weight"])
+    assert len(network(torch.rand(1, 3, 16, 16))) == 2
+
+    wrong = {**source, "files": {"vgg19-tiny.pth": "sha256:" + "0" * 64}}
+    with pytest.raises(UserError, match="checksum mismatch"):
+        fetch_sources({"weights": wrong}, tmp_path / "other")
+    assert not [p for p in (tmp_path / "other").rglob("*") if p.is_file() and p.name != "source.json"]
+
+    (tmp_path / "junk.pth").write_bytes(b"not a state dict")
+    with pytest.raises(UserError, match="not a readable VGG-19 weights file"):
+        load_vgg19_weights(VGG19Features(layout, taps), tmp_path / "junk.pth")
+
+
+def test_tiny_dvc_repro_predict_and_the_mlflow_model(project_copy, cli_env, tmp_path):
+    """fetch -> prepare -> train -> evaluate through DVC; metrics, grid; `cnnrnn predict` writes a styled image and
+    says clearly what is wrong with a bad file; the MLflow model returns styled images."""
+    write_params(compose(TINY, project_copy), project_copy)
+    subprocess.run(["git", "init", "-q"], cwd=project_copy, check=True)
+
+    def run(*cmd, ok=True):
+        done = subprocess.run(list(cmd), cwd=project_copy, env=cli_env, capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, done.stderr[-3000:]
+        return done
+
+    run("dvc", "repro", "stylize_evaluate")
+    metrics = json.loads((project_copy / "metrics/stylize.json").read_text())
+    for key in ("feedforward_style_loss_ratio", "feedforward_content_ssim", "feedforward_color_distance",
+                "optimize_style_loss_ratio", "color_only_style_loss_ratio", "seconds_per_image_512",
+                "optimize_seconds_per_image_512", "feedforward_val_style_loss_ratio", "feedforward_val_content_ssim",
+                "feedforward_astronaut_ihc_style_loss_ratio", "train_seconds"):
+        assert key in metrics, key
+    assert (project_copy / "plots/stylize/grid.png").is_file()
+    assert "style_loss_ratio" in (project_copy / "plots/stylize/per_image.csv").read_text()
+
+    from PIL import Image
+
+    big = tmp_path / "big.png"
+    Image.new("L", (1500, 900), 128).save(big)  # any mode; larger than predict.max_side
+    out = json.loads(run("cnnrnn", "predict", "stylize", str(big), "--style", "brick", "-o", str(tmp_path / "out.png")).stdout)
+    assert out["style"] == "brick" and Image.open(tmp_path / "out.png").size == (1024, 614)
+    optimized = run("cnnrnn", "predict", "stylize", str(big), "--method", "optimize", "--steps", "2",
+                    "-o", str(tmp_path / "opt.png"))
+    assert json.loads(optimized.stdout)["method"] == "optimize" and (tmp_path / "opt.png").is_file()
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.png").write_text("not an image")
+    for bad, says in (("empty.png", "empty file"), ("text.png", "not an image"), ("missing.png", "no such file")):
+        failed = run("cnnrnn", "predict", "stylize", str(tmp_path / bad), ok=False)
+        assert says in failed.stderr and "Traceback" not in failed.stderr
+    assert "no style 'starry'" in run("cnnrnn", "predict", "stylize", str(big), "--style", "starry", ok=False).stderr
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(cli_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["stylize"])
+    train = runs[runs["tags.cnnrnn.stage"] == "train"].iloc[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
+    answer = model.predict(pd.DataFrame({"image": [big.read_bytes()], "style": ["ihc"]}))
+    assert answer.loc[0, "style"] == "ihc" and Image.open(io.BytesIO(answer.loc[0, "image"])).size == (1024, 614)
+
+
+def test_online_data_coco_content_paintings_and_vgg19_from_a_local_server(tmp_path):
+    """`stylize/data=coco_paintings` against 127.0.0.1: the COCO subset through detect's fetch code, a painting and
+    the weights file by checksum; prepare splits the COCO photographs by seed into whole-image splits."""
+    import hashlib
+
+    from cnnrnn.fetching import fetch_sources
+    from cnnrnn.stylize.data import complete_fetch, prepare
+    import zipfile
+
+    from test_coco import MEMBER, jpeg, serving, tiny_coco  # the same tiny COCO and server as detect's tests
+
+    root = tmp_path / "served"
+    (root / "val2017").mkdir(parents=True)
+    with serving(root) as server:
+        data = tiny_coco(server.url)
+        with zipfile.ZipFile(root / "annotations_trainval2017.zip", "w") as zf:
+            zf.writestr(MEMBER, json.dumps(data))
+        for image in data["images"]:
+            (root / "val2017" / image["file_name"]).write_bytes(jpeg(image["width"], image["height"], image["id"]))
+        (root / "painting.jpg").write_bytes(jpeg(64, 48, 7))
+        (root / "weights.pth").write_bytes(b"weights")
+        sha = lambda name: "sha256:" + hashlib.sha256((root / name).read_bytes()).hexdigest()  # noqa: E731
+        composed = compose(["stylize/data=coco_paintings", "stylize.data.content.val_count=1",
+                            "stylize.data.content.test_count=1", "stylize.data.side=64"], ROOT)
+        params = {**composed["stylize"], "seed": composed["seed"]}
+        source = params["data"]["source"]
+        source["annotations"] |= {"base_url": server.url, "timeout_seconds": 5,
+                                  "files": {"annotations_trainval2017.zip": sha("annotations_trainval2017.zip")}}
+        source["paintings"] |= {"base_url": server.url, "timeout_seconds": 5, "files": {"painting.jpg": sha("painting.jpg")}}
+        source["vgg19"] |= {"base_url": server.url, "timeout_seconds": 5, "files": {"weights.pth": sha("weights.pth")}}
+        params["data"]["styles"] = {"painting": "painting.jpg"}
+        params["data"]["subset"] |= {"workers": 2, "categories": ["person", "dog", "cat"]}
+        raw = tmp_path / "raw"
+        fetch_sources(source, raw)
+        complete_fetch(params, raw)
+    (tmp_path / "prepared").mkdir()
+    info = prepare(params, raw, tmp_path / "prepared")
+    assert info["sizes"] == {"train": 2, "val": 1, "test": 1}  # 4 images show person/dog/cat with a usable box
+    names = [n for split in ("train", "val", "test") for n in info["content"][split]]
+    assert len(set(names)) == 4
+    assert torch.load(tmp_path / "prepared" / "styles.pt")["names"] == ["painting"]
