@@ -247,3 +247,20 @@ def test_online_data_coco_content_paintings_and_vgg19_from_a_local_server(tmp_pa
     names = [n for split in ("train", "val", "test") for n in info["content"][split]]
     assert len(set(names)) == 4
     assert torch.load(tmp_path / "prepared" / "styles.pt")["names"] == ["painting"]
+
+
+def test_any_mode_is_read_and_a_too_small_image_is_a_clear_error():
+    import numpy as np
+    from PIL import Image
+
+    from cnnrnn.stylize.predict import image_from_bytes, image_from_pillow
+
+    grey16 = Image.fromarray(np.array([[0, 1000], [2000, 4000]] * 16, dtype=np.uint16).repeat(16, 1))
+    image = image_from_pillow(grey16, 1024)
+    assert image.shape == (3, 32, 32) and float(image.max()) == 1.0 and float(image.min()) == 0.0  # scaled, not white
+    clear = Image.new("RGBA", (20, 20), (255, 0, 0, 0))  # fully transparent red: white
+    assert torch.allclose(image_from_pillow(clear, 1024), torch.ones(3, 20, 20))
+    with pytest.raises(UserError, match="too small to style"):
+        image_from_pillow(Image.new("RGB", (2000, 20)), 1024)  # 1024 x 10 after resizing
+    with pytest.raises(UserError, match="not an image"):
+        image_from_bytes(b"not an image", 1024)

@@ -168,7 +168,8 @@ def sweep(app: str, grid: list[str], overrides: list[str], model: str | None = N
         seconds = train_point(work, app, model)
         start = time.perf_counter()
         figures = entry.part("evaluate").validate(app_params(app, work), AppPaths(work, app))
-        rows.append({**point, **_numbers(figures), "train_seconds": round(seconds, 2),
+        fixed = dict(o.split("=", 1) for o in overrides if "=" in o and not o.startswith(("+", "~")))
+        rows.append({**fixed, **point, **_numbers(figures), "train_seconds": round(seconds, 2),
                      "validate_seconds": round(time.perf_counter() - start, 2)})
         table = pd.DataFrame(rows)
         # after every point: an interrupted sweep keeps what it measured; earlier sweeps' rows stay

@@ -33,7 +33,9 @@ def read_image(path: Path, side: int | None):
         raise UserError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; fetch again (`cnnrnn fetch stylize`)")
     try:
         with Image.open(path) as img:
-            img = img.convert("RGB")
+            from cnnrnn.image_files import rgb_array
+
+            img = Image.fromarray(rgb_array(img))
             if side is not None:
                 scale = side / max(img.size)
                 img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),

@@ -88,7 +88,7 @@ def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, float]:
     cfg = params["evaluate"]
     model = load(paths.model_dir)
     images = photographs(paths, "val")
-    table, _ = stylize_split(model, cfg, images, [(n, s) for n in images for s in cfg["optimize_styles"]][:1])
+    table, _ = stylize_split(model, cfg, images, optimize_pairs({**cfg, "optimize_images": []}, list(images), model.styles)[:1])
     return summary(table[table["method"] != "color_only"], prefix="val_")
 
 
@@ -118,7 +118,8 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
             metrics[f"{row.method}_{row.content}_{row.style}_{measure}"] = getattr(row, measure)
     metrics["seconds_per_image_512"] = seconds_per_image(model, model.styles[0], 512, cfg["timing_repeats"])
     optimized = table[table["method"] == "optimize"]
-    metrics["optimize_seconds_per_image_512"] = round(float(optimized["seconds"].max()), 2)  # slowest; each side <= 512
+    if len(optimized):
+        metrics["optimize_seconds_per_image_512"] = round(float(optimized["seconds"].max()), 2)  # slowest; sides <= 512
     metrics["optimize_working_side"] = model.settings["optimize"]["working_side"]
     metrics["optimize_steps"] = model.settings["optimize"]["steps"]
     metrics["n_test_images"] = len(images)

@@ -120,10 +120,8 @@ class StagedNetwork(FeatureNetwork):
     """A VGG-shaped network: stages of 3x3 conv + ReLU, average-pooled between stages; one feature map
     (the last ReLU) per stage. Random (``seed``) for evaluation, trained for ``patch_cnn``."""
 
-    def __init__(self, channels: list[int], convs_per_stage: list[int], seed: int | None = None):
+    def __init__(self, channels: list[int], convs_per_stage: list[int]):
         super().__init__()
-        if seed is not None:
-            torch.manual_seed(seed)  # restored by the caller's own seeding; see random_staged_network
         self.stages = _vgg_stages(list(channels), list(convs_per_stage))
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:

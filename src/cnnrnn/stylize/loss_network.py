@@ -32,10 +32,11 @@ def random_patches(images: list[torch.Tensor], count: int, side: int, scales: tu
 def fit_patch_cnn(cfg: dict[str, Any], images: list[torch.Tensor], seed: int) -> tuple[StagedNetwork, dict[str, float]]:
     """Fit the patch classifier of ``cfg`` (``channels``, ``convs_per_stage``, ``steps``, ``batch_size``,
     ``patch_side``, ``scales``, ``lr``) on ``images`` (each its own class); return its feature stages."""
-    torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    network = StagedNetwork(cfg["channels"], cfg["convs_per_stage"])
-    head = nn.Linear(cfg["channels"][-1] * 2, len(images))
+    with torch.random.fork_rng(devices=[]):  # its own draws: the caller's random state is left as it was
+        torch.manual_seed(seed)
+        network = StagedNetwork(cfg["channels"], cfg["convs_per_stage"])
+        head = nn.Linear(cfg["channels"][-1] * 2, len(images))
     parameters = [*network.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(parameters, lr=cfg["lr"], weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=cfg["lr"], total_steps=cfg["steps"], pct_start=0.2)

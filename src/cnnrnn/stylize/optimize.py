@@ -59,6 +59,11 @@ def optimize_image(levels: LossLevels, content: torch.Tensor, style: torch.Tenso
     ``content_weight``, ``style_weight``, ``tv_weight``."""
     start = time.perf_counter()
     small = resize_long_side(content, cfg["working_side"])[None]
+    if min(small.shape[-2:]) < 16:
+        from cnnrnn.errors import UserError
+
+        raise UserError(f"a {content.shape[2]}x{content.shape[1]} image is {small.shape[3]}x{small.shape[2]} at the working "
+                        f"side {cfg['working_side']}: too thin for the loss network (16 pixels a side at least)")
     with torch.no_grad():
         style_grams, _ = levels(resize_long_side(style, cfg["style_side"])[None])
     content_features, content_distances = content_reference(levels, small, style_grams)

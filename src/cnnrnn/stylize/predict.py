@@ -38,26 +38,61 @@ def image_from_file(path: Path, max_side: int) -> torch.Tensor:
         raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__})") from err
 
 
+MIN_SIDE = 16  # the style network needs a few pixels on each side
+
+
 def image_from_pillow(img, max_side: int, name: str = "image") -> torch.Tensor:
+    """A Pillow image of any mode and size -> (3, H, W) floats in [0, 1]; longer than ``max_side`` -> resized to it
+    (with a note); a side under 16 pixels -> a :class:`UserError`."""
     from PIL import Image
 
-    img = img.convert("RGB")
+    from cnnrnn.image_files import rgb_array
+
     if max(img.size) > max_side:
         scale = max_side / max(img.size)
         size = (max(1, round(img.width * scale)), max(1, round(img.height * scale)))
         print(f"cnnrnn: note: {name} is {img.width}x{img.height}; styled at {size[0]}x{size[1]} "
               f"(predict.max_side {max_side})", file=sys.stderr)
-        img = img.resize(size, Image.Resampling.LANCZOS)
-    return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1).contiguous()
+        img.draft("RGB", size)  # JPEG: decode at a reduced size first
+        img = img.resize(size, Image.Resampling.LANCZOS) if img.mode not in ("I;16", "I;16B", "I;16L") else img.resize(size)
+    if min(img.size) < MIN_SIDE:
+        raise UserError(f"{name} is {img.width}x{img.height} pixels: too small to style (each side needs at least "
+                        f"{MIN_SIDE}, after resizing to at most {max_side})")
+    return torch.from_numpy(rgb_array(img).astype(np.float32) / 255.0).permute(2, 0, 1).contiguous()
 
 
-def to_png(image: torch.Tensor) -> bytes:
+def image_from_bytes(data: bytes, max_side: int, name: str = "image") -> torch.Tensor:
+    """Encoded image bytes (PNG, JPEG, ...) -> (3, H, W) floats; not an image -> a :class:`UserError`."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return image_from_pillow(img, max_side, name)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"{name} is not an image Pillow can read ({type(err).__name__})") from err
+
+
+def encode(image: torch.Tensor, format: str = "PNG") -> bytes:
+    """(3, H, W) in [0, 1] -> the encoded file (PNG by default)."""
     from PIL import Image
 
     array = (image.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format=format)
     return buffer.getvalue()
+
+
+def output_path(output: Path | None, path: Path, style: str) -> tuple[Path, str]:
+    """Where the styled image goes, and its format: ``-o`` (a file, or a directory to write into), else
+    ``<name>-<style>.png`` here; the format follows the suffix (PNG where Pillow knows none)."""
+    from PIL import Image
+
+    default = f"{Path(path).stem}-{style}.png"
+    target = Path(output) if output else Path(default)
+    if target.is_dir():
+        target = target / default
+    Image.init()
+    return target, Image.EXTENSION.get(target.suffix.lower(), "PNG")
 
 
 class LoadedStylizer:
@@ -96,7 +131,9 @@ class LoadedStylizer:
                                                   lambda s: StagedNetwork(cfg["channels"], cfg["convs_per_stage"]), RETRAIN)
                 self._levels = LossLevels(network.freeze(), cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))
             else:
-                weights = Path("data/stylize/raw") / cfg["weights_file"] if cfg.get("weights_file") else None
+                from cnnrnn.config import project_root
+
+                weights = project_root() / "data" / "stylize" / "raw" / cfg["weights_file"] if cfg.get("weights_file") else None
                 if weights is not None and not weights.is_file():
                     raise UserError(f"--method optimize with vgg19 needs {weights}; run `cnnrnn fetch stylize` here")
                 self._levels, _ = build_loss_network(cfg, weights_file=weights)
@@ -127,10 +164,13 @@ def describe(model: LoadedStylizer, path: Path, top: int | None = None, as_json:
     else:
         raise UserError(f"--method {method!r}: choose feedforward or optimize")
     seconds = time.perf_counter() - start
-    output = Path(output) if output else Path(f"{Path(path).stem}-{style}.png")
+    output, image_format = output_path(output, path, style)
     from cnnrnn.atomic import write_bytes_atomically
 
-    write_bytes_atomically(output, to_png(styled))
+    try:
+        write_bytes_atomically(output, encode(styled, image_format))
+    except OSError as err:
+        raise UserError(f"cannot write {output} ({err.strerror or err}); choose another -o") from err
     result = {"input": str(path), "style": style, "method": method, "output": str(output),
               "size": [int(image.shape[2]), int(image.shape[1])], "seconds": round(seconds, 3)}
     if record:
@@ -147,19 +187,31 @@ def predict_frame(model: LoadedStylizer, frame) -> Any:
     """MLflow pyfunc: a DataFrame with ``path`` (image files) or ``image`` (encoded PNG/JPEG bytes), and optionally
     ``style`` -> a DataFrame of ``style``, ``image`` (the styled image, PNG bytes), ``width``, ``height``."""
     import pandas as pd
-    from PIL import Image
 
     if not isinstance(frame, pd.DataFrame) or not ({"path", "image"} & set(frame.columns)):
         raise UserError("stylize model input: a DataFrame with a 'path' column of image files or an 'image' column "
-                        "of encoded images, and optionally 'style'")
+                        "of encoded images (bytes, or base64 text), and optionally 'style'")
+    import base64
+
+    def given(row, column):
+        value = row.get(column) if column in frame.columns else None
+        return None if value is None or (not isinstance(value, (bytes, bytearray, str)) and pd.isna(value)) else value
+
     rows = []
-    for _, row in frame.iterrows():
-        if "image" in frame.columns and row.get("image") is not None:
-            with Image.open(io.BytesIO(bytes(row["image"]))) as img:
-                image = image_from_pillow(img, model.settings["max_side"])
-        else:
+    for number, (_, row) in enumerate(frame.iterrows()):
+        data = given(row, "image")
+        if data is not None:
+            if isinstance(data, str):  # JSON clients send bytes as base64 text
+                try:
+                    data = base64.b64decode(data, validate=True)
+                except ValueError as err:
+                    raise UserError(f"row {number}: 'image' text is not base64-encoded image bytes") from err
+            image = image_from_bytes(bytes(data), model.settings["max_side"], f"row {number}'s image")
+        elif given(row, "path") is not None:
             image = image_from_file(Path(row["path"]), model.settings["max_side"])
-        style = model.check_style(row.get("style") if "style" in frame.columns else None)
+        else:
+            raise UserError(f"row {number} has neither an 'image' nor a 'path'")
+        style = model.check_style(given(row, "style"))
         styled = model.stylize(image, style)
-        rows.append({"style": style, "image": to_png(styled), "width": int(styled.shape[2]), "height": int(styled.shape[1])})
+        rows.append({"style": style, "image": encode(styled), "width": int(styled.shape[2]), "height": int(styled.shape[1])})
     return pd.DataFrame(rows)
