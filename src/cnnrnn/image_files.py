@@ -30,22 +30,3 @@ def read_square_image(path: Path, channels: int, size: int) -> tuple[torch.Tenso
         raise UserError(f"{path} is not an image Pillow can read ({type(err).__name__})") from err
     tensor = torch.from_numpy(array)
     return (tensor[None] if channels == 1 else tensor.permute(2, 0, 1)), original
-
-
-def rgb_array(img) -> np.ndarray:
-    """A Pillow image of any mode -> (H, W, 3) uint8 RGB: EXIF rotation applied, 16-bit and float greys scaled
-    to their range, transparency laid over white."""
-    from PIL import Image, ImageOps
-
-    img = ImageOps.exif_transpose(img)
-    if img.mode in ("I", "I;16", "I;16B", "I;16L", "F"):
-        values = np.asarray(img, dtype=np.float64)
-        low, high = float(values.min()), float(values.max())
-        values = (values - low) / ((high - low) or 1.0) * 255.0
-        img = Image.fromarray(values.round().astype(np.uint8), mode="L")
-    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        img = Image.alpha_composite(white, rgba)
-    return np.asarray(img.convert("RGB"), dtype=np.uint8)
-

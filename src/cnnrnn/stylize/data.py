@@ -33,7 +33,7 @@ def read_image(path: Path, side: int | None):
         raise UserError(f"{path}: {'empty file' if path.is_file() else 'no such file'}; fetch again (`cnnrnn fetch stylize`)")
     try:
         with Image.open(path) as img:
-            from cnnrnn.image_files import rgb_array
+            from cnnrnn.image_modes import rgb_array
 
             img = Image.fromarray(rgb_array(img))
             if side is not None:

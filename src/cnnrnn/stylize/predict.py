@@ -46,7 +46,7 @@ def image_from_pillow(img, max_side: int, name: str = "image") -> torch.Tensor:
     (with a note); a side under 16 pixels -> a :class:`UserError`."""
     from PIL import Image
 
-    from cnnrnn.image_files import rgb_array
+    from cnnrnn.image_modes import rgb_array
 
     if max(img.size) > max_side:
         scale = max_side / max(img.size)
