@@ -23,6 +23,7 @@ Usually you run the whole pipeline with DVC, which calls these stage commands:
   dvc metrics show                              the measured quality of every application
   cnnrnn predict sentiment "The food was good, not bad at all"
   cnnrnn predict keyboard "To be or not to"
+  cnnrnn predict translate "Save the file" --show-attention
   cnnrnn generate keyboard --prompt "ROMEO:" --length 300 --temperature 0.8
 
 Applications: """ + "; ".join(f"{a.name} ({a.network}): {a.summary}" for a in APPLICATIONS.values()) + \
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="detect: also save the image with its boxes drawn here; stylize: the styled image (default "
                         "<name>-<style>.png); several inputs: out-<name>.png")
     for option in dict.fromkeys(o for a in APPLICATIONS.values() for o in a.predict_options):
-        p.add_argument(*option.flags, type=option.type, default=option.default, help=option.help)
+        p.add_argument(*option.flags, **option.argparse_keywords())
 
     p = sub.add_parser("generate", help="generate with a trained model (keyboard: text)",
                        description="Generate new content with an application's trained model. Each application "
@@ -92,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     for app in (a for a in APPLICATIONS.values() if a.generates):
         q = generating.add_parser(app.name, help=app.summary, description=app.summary)
         for option in app.generate_options:
-            q.add_argument(*option.flags, type=option.type, default=option.default, required=option.required, help=option.help)
+            q.add_argument(*option.flags, **option.argparse_keywords())
         q.add_argument("--model-dir", type=Path, default=None, help=f"trained model directory (default: models/{app.name})")
 
     p = sub.add_parser("params", help="write params.yaml from conf/ (what `dvc exp run` does)",
@@ -234,8 +235,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "bench":
         from cnnrnn.benchmark import run_benchmark
 
+        quiet_libraries("train")  # every benchmark trains
         if args.kind in ("sweep", "seeds"):
-            quiet_libraries("train")
             from cnnrnn import sweep
 
             results = (sweep.sweep(args.app, args.grid, args.overrides, args.model, args.work_dir, args.choose_by)

