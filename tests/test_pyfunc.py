@@ -82,7 +82,7 @@ def test_logged_model_loads_and_predicts_without_the_checkout(tmp_path, sentimen
     assert (shipped / "sentiment" / "predict.py").is_file() and (shipped / "pyfunc.py").is_file()
     assert not list(shipped.rglob("__pycache__"))
     requirements = {Requirement(line) for line in (local / "requirements.txt").read_text().split()}
-    assert {r.name for r in requirements} == {"mlflow", "torch", "numpy", "pandas", "pillow", "sentencepiece"}  # no cnnrnn pin
+    assert {r.name for r in requirements} == {"mlflow", "torch", "numpy", "pandas", "pillow", "sentencepiece", "pretty_midi"}  # no cnnrnn pin
 
     texts = ["A good movie", "a bad movie", "good"]
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

@@ -16,7 +16,6 @@ Adds its rows to benchmarks/sweeps/translate.csv:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
 import sys
@@ -26,16 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from standalone_grid import add_rows, grid_points  # noqa: E402
 TABLE = ROOT / "benchmarks" / "sweeps" / "translate.csv"
-
-
-def value(text: str):
-    for kind in (int, float):
-        try:
-            return kind(text)
-        except ValueError:
-            pass
-    return text
 
 
 def run_point(point: dict, prepared: str, work: str, threads: int) -> dict:
@@ -88,8 +80,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=1, help="points trained at once (one process each)")
     parser.add_argument("--output", default=None, help="also write the rows as JSON here")
     args = parser.parse_args()
-    axes = {key: [value(v) for v in values.split(",")] for key, values in (g.split("=", 1) for g in args.grid)}
-    points = [dict(zip(axes, combo)) for combo in itertools.product(*axes.values())]
+    points = grid_points(args.grid)
     threads = max(1, (os.cpu_count() or 2) // args.parallel)
     if args.parallel > 1:
         import multiprocessing
@@ -101,11 +92,7 @@ def main() -> None:
         rows = [run_point(p, args.prepared, args.work_dir, threads) for p in points]
     if args.output:
         Path(args.output).write_text(json.dumps(rows, indent=2) + "\n")
-    import pandas as pd
-
-    table = pd.concat([pd.read_csv(TABLE) if TABLE.exists() else pd.DataFrame(), pd.DataFrame(rows)], ignore_index=True)
-    table.to_csv(TABLE, index=False)
-    print(table.sort_values("val_chrf", ascending=False).to_string(index=False))
+    print(add_rows(TABLE, rows).sort_values("val_chrf", ascending=False).to_string(index=False))
 
 
 if __name__ == "__main__":

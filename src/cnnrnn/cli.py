@@ -25,9 +25,10 @@ Usually you run the whole pipeline with DVC, which calls these stage commands:
   cnnrnn predict keyboard "To be or not to"
   cnnrnn predict translate "Save the file" --show-attention
   cnnrnn generate keyboard --prompt "ROMEO:" --length 300 --temperature 0.8
+  cnnrnn generate compose --bars 16 --seed 7 -o piece.mid --wav piece.wav
 
-Applications: """ + "; ".join(f"{a.name} ({a.network}): {a.summary}" for a in APPLICATIONS.values()) + \
-    ". Planned: " + ", ".join(PLANNED) + "."
+Applications: """ + "; ".join(f"{a.name} ({a.network}): {a.summary}" for a in APPLICATIONS.values()) + "." + \
+    (" Planned: " + ", ".join(PLANNED) + "." if PLANNED else "")
 
 
 def _app_arg(parser: argparse.ArgumentParser) -> None:

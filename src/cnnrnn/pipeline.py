@@ -145,7 +145,7 @@ def app_stages(app: Application, params: dict[str, Any], root: Path) -> dict[str
             "params": ["seed", "runtime", f"{name}.models.${{key}}", f"{name}.train"], "outs": [f"models/{name}/${{key}}"],
             "plots": _uncached([f"plots/{name}/${{key}}/train_curves.csv"])}}
     else:
-        groups = [g for g in ("model", "loss", "train", "predict") if g in section]
+        groups = [g for g in ("model", "loss", "train", "predict", "generate") if g in section]
         stages[f"{name}_train"] = {
             "cmd": f"cnnrnn train {name}", "deps": [f"data/{name}/prepared", *deps["train"]],
             "params": ["seed", "runtime", *(f"{name}.{g}" for g in groups)], "outs": [f"models/{name}"],

@@ -23,7 +23,7 @@ ENTRY_POINT = PACKAGE_DIR / "pyfunc_entry.py"
 
 # What the predict modules import, with pyproject.toml's ranges. Written by hand: MLflow's
 # requirement inference imports the model and takes many seconds. mlflow itself is added by MLflow.
-PIP_REQUIREMENTS = ["torch>=2.4,<2.15", "numpy>=1.26", "pandas>=2.0", "pillow>=10", "sentencepiece>=0.2"]
+PIP_REQUIREMENTS = ["torch>=2.4,<2.15", "numpy>=1.26", "pandas>=2.0", "pillow>=10", "sentencepiece>=0.2", "pretty_midi>=0.2.10"]
 
 
 class CnnrnnModel(mlflow.pyfunc.PythonModel):

@@ -80,7 +80,7 @@ class Application:
     name: str
     network: str  # "CNN" or "RNN": which half of the mission it shows
     summary: str
-    inputs: str  # what `cnnrnn predict APP` takes: "images" (files) or "texts"
+    inputs: str  # what `cnnrnn predict APP` takes: "images" or "midi" (files), or "texts"
     several_models: bool = False  # one train stage per entry of <app>.models (foreach), models/<app>/<name>/
     fetch_params: tuple[str, ...] = ("data.source",)
     prepare_params: tuple[str, ...] = ("seed", "data")
@@ -236,11 +236,30 @@ _APPLICATIONS = (
               "translate.evaluate.bootstrap_resamples=50",
               "translate.predict.beam_width=2"),
     ),
+    Application(
+        name="compose", network="RNN", inputs="midi",
+        summary="polyphonic music: an LSTM over piano-roll frames (Bach chorales from MIDI) against two baselines",
+        evaluate_params=("seed", "baseline", "generate"),
+        evaluate_outs=("data/compose/generated",),
+        evaluate_plots=("pieces.csv", "generated.csv", "generated.png"),
+        plot_definitions=("plots/compose/generated.png",),
+        generate_options=(
+            Option(("--bars",), "bars of 4 quarter notes (default: generate.bars, 16)", type=positive_int),
+            Option(("--seed",), "random seed: the same seed gives the same piece (default 7)", type=int, default=7),
+            Option(("--temperature",), "sampling temperature, above 0 (default: generate.temperature, 1.0)", type=float),
+            Option(("-o", "--output"), "the MIDI file to write (default piece-<seed>.mid)"),
+            Option(("--wav",), "also write a WAV rendering here (pretty_midi's own synthesis)"),
+            Option(("--primer",), "a MIDI file whose opening the piece continues"),
+        ),
+        tiny=("compose.data.corpus.pattern=bwv1*.mxl", "compose.train.max_epochs=1", "compose.train.limit_train_batches=2",
+              "compose.train.limit_val_batches=2", "compose.model.hidden=16", "compose.generate.pieces=2",
+              "compose.generate.bars=2", "compose.evaluate.bootstrap_resamples=50"),
+    ),
 )
 
 APPLICATIONS: dict[str, Application] = {app.name: app for app in _APPLICATIONS}
 # The mission's other applications, not registered yet (each has its issue).
-PLANNED = ("compose",)
+PLANNED: tuple[str, ...] = ()
 
 
 def application(name: str) -> Application:

@@ -30,7 +30,7 @@ def meets_bar(value: float, bar: str) -> bool:
 
 
 CI_LOW, CI_HIGH = "_ci95_low", "_ci95_high"
-LOWER_IS_BETTER = ("perplexity", "loss")
+LOWER_IS_BETTER = ("perplexity", "loss", "nll")
 DIFFERENCE = "_difference"
 
 

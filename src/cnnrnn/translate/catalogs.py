@@ -8,7 +8,9 @@ entry is an English user-interface string (``msgid``) and a translator's renderi
   and translated (non-empty ``msgstr``);
 - no placeholders or markup: strings with ``%``, ``{``, ``}``, ``<``, ``>``, ``&``, ``_`` or a newline are
   *dropped* (not kept as tokens), so every pair is plain text a person would type;
-- between ``min_words`` and ``max_words`` whitespace-separated words on both sides.
+- between ``min_words`` and ``max_words`` whitespace-separated words on both sides;
+- not left untranslated (a target equal to its source, e.g. "Email" -> "Email", is dropped: the copy
+  baseline's exact match is 0 by this rule, its BLEU and chrF count the shared words).
 
 Pure Python: no Lightning, no MLflow, no gettext package.
 """

@@ -37,8 +37,9 @@ SPLITS = ("train", "val", "test")
 
 
 def group_key(source: str) -> str:
-    """What makes two source strings near-duplicates: the same words, ignoring case and punctuation."""
-    return " ".join(re.sub(r"[^\w\s]", " ", source.lower()).split())
+    """What makes two source strings near-duplicates: the same letters and digits, ignoring case, spacing and
+    punctuation ("E-mail address" and "email address", "Search term(s)" and "Search terms")."""
+    return re.sub(r"[\W_]+", "", source.casefold())
 
 
 def split_by_source(pairs: list[dict[str, str]], val_fraction: float, test_fraction: float,
@@ -74,7 +75,7 @@ def read_catalogs(data: dict[str, Any], raw: Path) -> list[dict[str, str]]:
     seen, pairs = set(), []
     for path in chosen:
         try:
-            text = path.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8-sig")
         except (OSError, UnicodeDecodeError) as err:
             raise UserError(f"{path} is not a readable UTF-8 catalog ({err}); delete data/translate/raw and fetch again") from err
         for source, target in catalog_pairs(read_po(text, path.name), data["min_words"], data["max_words"]):
@@ -119,7 +120,7 @@ def read_tutorial_zip(data: dict[str, Any], raw: Path) -> list[dict[str, str]]:
 def read_tsv(data: dict[str, Any], raw: Path) -> list[dict[str, str]]:
     path = raw / next(iter(data["source"]["files"]))
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as err:
         raise UserError(f"{path} is not a readable UTF-8 file ({err}); give a tab-separated file: source<TAB>target") from err
     pairs, seen = [], set()
@@ -161,9 +162,17 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     from cnnrnn.translate.tokens import UNK, Tokenizer
 
     data = params["data"]
+    for key in ("val_fraction", "test_fraction"):
+        if not 0 < data[key] < 0.5:
+            raise UserError(f"translate.data.{key} is {data[key]}; use a fraction between 0 and 0.5")
     splits = read_pairs(params, raw)
+    if not all(splits.values()):
+        raise UserError(f"the {', '.join(s for s in SPLITS if not splits[s])} split is empty; use more pairs or other fractions")
     train = splits["train"]
-    tokenizer = Tokenizer.train([p["source"] for p in train] + [p["target"] for p in train], data["tokens"])
+    try:
+        tokenizer = Tokenizer.train([p["source"] for p in train] + [p["target"] for p in train], data["tokens"])
+    except (ValueError, RuntimeError) as err:  # an unknown kind; sentencepiece: a vocabulary too small for the characters
+        raise UserError(f"translate.data.tokens: {str(err)[:200]}") from err
     torch.save(tokenizer.state(), out / "tokenizer.pt")
     sizes, unknown, lengths = {}, {}, {}
     for split, pairs in splits.items():

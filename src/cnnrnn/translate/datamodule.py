@@ -78,6 +78,8 @@ class PairDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         data = self.datasets["train"]
+        if self.trainer is not None and self.trainer.world_size > 1:  # DDP: Lightning's distributed sampler shards it
+            return self.loader("train", shuffle=True)
         buckets = LengthBuckets([len(t) for t in data.target_ids], self.batch_size)
         return DataLoader(data, batch_sampler=buckets, collate_fn=collate_pairs, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)

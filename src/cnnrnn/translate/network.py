@@ -31,7 +31,9 @@ class Attention(nn.Module):
     def __init__(self, kind: str, query_size: int, key_size: int, size: int):
         super().__init__()
         if kind not in ("bahdanau", "luong"):
-            raise ValueError(f"unknown attention {kind!r}; use bahdanau or luong")
+            from cnnrnn.errors import UserError
+
+            raise UserError(f"translate.model.attention is {kind!r}; use bahdanau or luong")
         self.kind = kind
         if kind == "bahdanau":
             self.key_layer = nn.Linear(key_size, size, bias=False)
@@ -64,7 +66,9 @@ class Seq2Seq(nn.Module):
         super().__init__()
         cell, hidden, emb = cfg["cell"], cfg["hidden"], cfg["embedding_dim"]
         if cell not in ("gru", "lstm"):
-            raise ValueError(f"unknown cell {cell!r}; use gru or lstm")
+            from cnnrnn.errors import UserError
+
+            raise UserError(f"translate.model.cell is {cell!r}; use gru or lstm")
         self.cell_kind, self.attention_kind, self.hidden = cell, cfg["attention"], hidden
         self.source_embedding = nn.Embedding(vocabulary_size, emb, padding_idx=PAD)
         self.target_embedding = nn.Embedding(vocabulary_size, emb, padding_idx=PAD)
@@ -179,14 +183,16 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, width: int, max_length: in
     for _ in range(max_length):
         logits, state, feed, w = model.step(previous, state, feed, memory)
         total = scores[:, None] + F.log_softmax(logits, dim=1)  # (k, V)
-        best, flat = total.view(-1).topk(min(width, total.numel()))
+        # 2 x width candidates: an ending among the best `width` finishes a hypothesis, and `width` others stay alive
+        best, flat = total.view(-1).topk(min(2 * width, total.numel()))
         rows, tokens = flat // total.size(1), flat % total.size(1)
         keep_rows, keep_tokens, keep_scores = [], [], []
-        for score, row, token in zip(best.tolist(), rows.tolist(), tokens.tolist()):
+        for rank, (score, row, token) in enumerate(zip(best.tolist(), rows.tolist(), tokens.tolist())):
             if token == EOS:
-                length = len(hypotheses[row]) + 1
-                finished.append((score / length ** length_penalty, hypotheses[row], attention[row]))
-            else:
+                if rank < width:
+                    length = len(hypotheses[row]) + 1  # the tokens scored, </s> included
+                    finished.append((score / length ** length_penalty, hypotheses[row], attention[row]))
+            elif len(keep_rows) < width:
                 keep_rows.append(row)
                 keep_tokens.append(token)
                 keep_scores.append(score)
@@ -199,7 +205,7 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, width: int, max_length: in
         state, feed = _select(state, index), feed[index]
         memory = {**memory, **{k: memory[k][index] for k in ("outputs", "keys", "mask")}}
         previous = torch.tensor(keep_tokens)
-    if not finished:  # nothing ended within max_length: the best unfinished hypothesis
+    if not finished:  # nothing ended within max_length: the best unfinished hypothesis (its tokens scored: len(h))
         finished = [(float(s) / max(1, len(h)) ** length_penalty, h, a) for s, h, a in zip(scores.tolist(), hypotheses, attention)]
     score, ids, weights = max(finished, key=lambda f: f[0])
     return ids, torch.stack(weights) if weights else torch.zeros(0, len(source))

@@ -38,7 +38,9 @@ class LoadedTranslator:
 
     def source_ids(self, text: str) -> tuple[list[int], bool]:
         """Token ids of a source sentence, cut to ``max_tokens``; and whether it was cut."""
-        ids = self.tokenizer.encode(require_text(text, "a sentence to translate", "Save the file"))
+        from cnnrnn.translate.data import normalize  # as training saw its text: plain apostrophes and spaces
+
+        ids = self.tokenizer.encode(normalize(require_text(text, "a sentence to translate", "Save the file")))
         if not ids:
             ids = [1]
         return ids[: self.max_tokens], len(ids) > self.max_tokens
@@ -54,7 +56,9 @@ class LoadedTranslator:
                 source = torch.nn.utils.rnn.pad_sequence([torch.tensor(i) for i in chunk], batch_first=True)
                 outputs, weights = greedy_decode(self.network, source, torch.tensor([len(i) for i in chunk]),
                                                  self.max_length(max(map(len, chunk))))
-                rows += list(zip(outputs, weights))
+                # each sentence's own length limit, as beam search and a batch of one have it
+                rows += [(out[:self.max_length(len(ids))], w[:self.max_length(len(ids))])
+                         for ids, out, w in zip(chunk, outputs, weights)]
         else:
             for ids, _ in encoded:
                 rows.append(beam_search(self.network, torch.tensor(ids), beam, self.max_length(len(ids)),

@@ -1,0 +1,175 @@
+"""compose at a small size: real chorales exported from the pinned music21 wheel, real MIDI files, real DVC."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cnnrnn.config import compose, write_params
+from cnnrnn.errors import UserError
+from cnnrnn.registry import APPLICATIONS
+from conftest import fast_dev_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = list(APPLICATIONS["compose"].tiny)
+
+
+@pytest.fixture(scope="session")
+def params() -> dict:
+    composed = compose(TINY, ROOT)
+    return {**composed["compose"], "seed": composed["seed"]}
+
+
+@pytest.fixture(scope="session")
+def prepared(tmp_path_factory, params) -> Path:
+    """The chorales bwv1*.mxl of the pinned music21 wheel, exported to MIDI by fetch, prepared with transpositions."""
+    from cnnrnn.compose.data import complete_fetch, prepare
+
+    base = tmp_path_factory.mktemp("chorales")
+    complete_fetch(params, base / "raw")
+    (base / "prepared").mkdir()
+    prepare({**params, "data": {**params["data"], "transpose": [-1, 1]}}, base / "raw", base / "prepared")
+    return base / "prepared"
+
+
+def scale_roll(pitches=(60, 62, 64, 65, 67, 69, 71, 72), low: int = 21, size: int = 88) -> np.ndarray:
+    roll = np.zeros((len(pitches) * 2, size), np.uint8)
+    for i, p in enumerate(pitches):
+        roll[2 * i:2 * i + 2, p - low] = 1  # half notes at quarter-note frames
+    roll[:4, 48 - low] = 1  # a held bass note under the first two
+    return roll
+
+
+def test_roll_to_midi_to_roll_keeps_the_notes(tmp_path):
+    from cnnrnn.compose.midi_files import read_roll, write_midi
+
+    roll = scale_roll()
+    (tmp_path / "scale.mid").write_bytes(write_midi(roll, 21, 1))
+    assert np.array_equal(read_roll(tmp_path / "scale.mid", 1, 21, 108), roll)
+    (tmp_path / "fine.mid").write_bytes(write_midi(roll, 21, 1))  # a finer grid doubles every frame
+    assert np.array_equal(read_roll(tmp_path / "fine.mid", 2, 21, 108), np.repeat(roll, 2, axis=0))
+
+
+def test_broken_files_are_listed_and_skipped_and_an_empty_folder_is_an_error(tmp_path, params):
+    from cnnrnn.compose.data import prepare, read_folder
+    from cnnrnn.compose.midi_files import write_midi
+
+    folder = tmp_path / "raw" / "midi"
+    folder.mkdir(parents=True)
+    good = write_midi(scale_roll(), 21, 1)
+    (folder / "good.mid").write_bytes(good)
+    (folder / "copy.mid").write_bytes(good)  # the same music twice: one is dropped
+    (folder / "truncated.mid").write_bytes(good[: len(good) // 2])
+    (folder / "text.mid").write_text("not a MIDI file")
+    (folder / "empty.mid").write_bytes(b"")
+    rolls, skipped, duplicates = read_folder(folder, params["data"])
+    assert len(rolls) == 1 and duplicates == 1
+    assert set(skipped) == {"truncated.mid", "text.mid", "empty.mid"}
+    assert "empty file" in skipped["empty.mid"] and "not a MIDI file" in skipped["text.mid"]
+    for name in ("good.mid", "copy.mid"):
+        (folder / name).unlink()
+    with pytest.raises(UserError, match="no usable MIDI file"):
+        prepare(params, tmp_path / "raw", tmp_path)
+
+
+def test_split_is_by_piece_and_transposed_copies_stay_in_training(prepared):
+    import torch
+
+    from cnnrnn.compose.data import piece_of
+
+    names = {s: torch.load(prepared / f"{s}.pt")["names"] for s in ("train", "val", "test")}
+    pieces = {s: {piece_of(n.split("@")[0], "music21_corpus") for n in v} for s, v in names.items()}
+    assert not pieces["train"] & pieces["test"] and not pieces["train"] & pieces["val"] and not pieces["val"] & pieces["test"]
+    assert any("@" in n for n in names["train"]) and not any("@" in n for n in names["val"] + names["test"])
+    info = json.loads((prepared / "info.json").read_text())
+    assert info["pitches"] == 88 and info["pitch_range_used"][0] >= 21 and sum(info["pieces"].values()) > 10
+
+
+def test_measures_of_generated_music():
+    from cnnrnn.compose.measures import (in_key_ratio, piece_scores, pitch_frequencies, repeat_probabilities,
+                                         repetition_rate, span_set, totals)
+    from cnnrnn.compose.midi_files import write_midi
+
+    roll = scale_roll(pitches=(60, 64, 67, 72, 67, 64, 60, 62, 65, 67, 71, 72))  # C major, tonic and dominant
+    ratio, key = in_key_ratio(write_midi(roll, 21, 1))
+    assert ratio == 1.0 and key == "C major"
+    assert repetition_rate(roll, span_set([roll], 8), 8) == 1.0
+    assert repetition_rate(np.roll(roll, 1, axis=1), span_set([roll], 8), 8) == 0.0
+    frequencies = pitch_frequencies([roll])
+    held = totals([piece_scores(roll, repeat_probabilities(roll, frequencies, 0.9))])
+    assert 0 < held["nll_per_frame"] < 88 * np.log(2) and 0 < held["frame_accuracy"] <= 1
+
+
+def test_fast_dev_run(params, prepared):
+    fast_dev_run("compose", {**params, "models": {"lstm": params["model"]}}, prepared, "lstm")
+
+
+def test_tiny_dvc_repro_generate_and_the_mlflow_model(project_copy, cli_env, tmp_path):
+    write_params(compose(TINY, project_copy), project_copy)
+    subprocess.run(["git", "init", "-q"], cwd=project_copy, check=True)
+
+    def run(*cmd, ok=True):
+        done = subprocess.run(list(cmd), cwd=project_copy, env=cli_env, capture_output=True, text=True)
+        assert (done.returncode == 0) == ok, done.stderr[-3000:]
+        return done
+
+    run("dvc", "repro", "compose_evaluate")
+    metrics = json.loads((project_copy / "metrics/compose.json").read_text())
+    for key in ("test_nll_per_frame", "val_nll_per_frame", "frame_accuracy", "independent_test_nll_per_frame",
+                "repeat_test_nll_per_frame", "lstm_vs_independent_nll_per_frame_difference_ci95_low",
+                "valid_midi_fraction", "in_key_ratio", "pitch_class_distance", "polyphony", "repetition_rate",
+                "train_seconds"):
+        assert key in metrics, key
+    assert metrics["valid_midi_fraction"] == 1.0
+    assert (project_copy / "plots/compose/generated.png").is_file()
+    assert len(list((project_copy / "data/compose/generated").glob("piece-*.wav"))) == 2
+
+    pieces = []
+    for name in ("a.mid", "b.mid"):
+        out = run("cnnrnn", "generate", "compose", "--bars", "4", "--seed", "7", "-o", str(tmp_path / name),
+                  "--wav", str(tmp_path / f"{name}.wav"))
+        assert "wrote" in out.stdout
+        pieces.append((tmp_path / name).read_bytes())
+    assert pieces[0] == pieces[1] and (tmp_path / "a.mid.wav").read_bytes()[:4] == b"RIFF"
+    (tmp_path / "text.mid").write_text("not MIDI")
+    failed = run("cnnrnn", "generate", "compose", "--primer", str(tmp_path / "text.mid"), ok=False)
+    assert "not a MIDI file" in failed.stderr and "Traceback" not in failed.stderr
+    scored = json.loads(run("cnnrnn", "predict", "compose", str(tmp_path / "a.mid"), "--json").stdout)
+    assert 0 < scored["frames"] <= 16 and scored["nll_per_frame"] > 0
+
+    import mlflow
+    import pandas as pd
+
+    mlflow.set_tracking_uri(cli_env["MLFLOW_TRACKING_URI"])
+    runs = mlflow.search_runs(experiment_names=["compose"])
+    train = runs[runs["tags.cnnrnn.stage"] == "train"].iloc[0]
+    model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
+    answer = model.predict(pd.DataFrame({"seed": [7, 7], "bars": [4, 4]}))
+    assert answer.loc[0, "midi"] == answer.loc[1, "midi"] and answer.loc[0, "midi"][:4] == b"MThd"
+
+
+def test_jsb_json_comes_from_a_local_server_and_keeps_its_split(file_server, tmp_path, params):
+    """`compose/data=jsb_chorales` against 127.0.0.1: JSON in the real layout, checksummed; converted to MIDI at
+    fetch; prepare keeps the file's own train/valid/test split."""
+    from cnnrnn.compose.data import complete_fetch, prepare
+    from cnnrnn.fetching import fetch_sources
+
+    served, url = file_server
+    piece = [[60, 64, 67], [60, 64, 67], [62, 65, 69], [59, 62, 67], [60, 64, 67]] * 3
+    body = json.dumps({"train": [piece, piece[::-1], piece[2:]], "valid": [piece[1:]], "test": [piece[:-1]]}).encode()
+    (served / "jsb-chorales-quarter.json").write_bytes(body)
+    data = compose(["compose/data=jsb_chorales"], ROOT)["compose"]["data"]
+    data["source"] = {**data["source"], "base_url": url,
+                      "files": {"jsb-chorales-quarter.json": f"sha256:{hashlib.sha256(body).hexdigest()}"}}
+    fetch_sources(data["source"], tmp_path / "raw")
+    complete_fetch({**params, "data": data}, tmp_path / "raw")
+    assert len(list((tmp_path / "raw" / "midi").glob("*.mid"))) == 5
+    (tmp_path / "prepared").mkdir()
+    info = prepare({**params, "data": data}, tmp_path / "raw", tmp_path / "prepared")
+    assert info["sizes"] == {"train": 3, "val": 1, "test": 1}
