@@ -209,7 +209,3 @@ def beam_search(model: Seq2Seq, source: torch.Tensor, width: int, max_length: in
         finished = [(float(s) / max(1, len(h)) ** length_penalty, h, a) for s, h, a in zip(scores.tolist(), hypotheses, attention)]
     score, ids, weights = max(finished, key=lambda f: f[0])
     return ids, torch.stack(weights) if weights else torch.zeros(0, len(source))
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)

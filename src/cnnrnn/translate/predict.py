@@ -17,6 +17,7 @@ import torch
 from cnnrnn.model_file import read_model_file, rebuild
 from cnnrnn.text import require_text
 from cnnrnn.text_models import text_inputs
+from cnnrnn.translate.data import normalize
 from cnnrnn.translate.network import Seq2Seq, beam_search, greedy_decode
 from cnnrnn.translate.tokens import Tokenizer
 
@@ -38,8 +39,7 @@ class LoadedTranslator:
 
     def source_ids(self, text: str) -> tuple[list[int], bool]:
         """Token ids of a source sentence, cut to ``max_tokens``; and whether it was cut."""
-        from cnnrnn.translate.data import normalize  # as training saw its text: plain apostrophes and spaces
-
+        # normalized as training saw its text: plain apostrophes and spaces
         ids = self.tokenizer.encode(normalize(require_text(text, "a sentence to translate", "Save the file")))
         if not ids:
             ids = [1]
