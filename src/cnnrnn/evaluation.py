@@ -44,13 +44,16 @@ def metrics_of_model(numbers: dict[str, float], name: str, names: list[str], eva
     return own
 
 
-def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
+def evaluate(app: str, params: dict[str, Any], paths: AppPaths, finish=None) -> dict[str, Any]:
+    """Evaluate, write and log; ``finish()`` (moving staged outputs into place) runs last, inside the MLflow run,
+    so a run is FINISHED only once its outputs are in place."""
     parts = application(app).part("evaluate")
     summaries = train_summaries(app, params, paths)
     info = json.loads((paths.prepared / "info.json").read_text())
     train_runs = {name: s.get("run_id") or "" for name, s in summaries.items()}
     run_tags = {"train_run_id": ",".join(r for r in train_runs.values() if r)}
-    with tracking.start_run(paths.root, app, "evaluate", params, info, run_tags) as mlflow:
+    owner = paths.root / ".cache" / "runs" / f"{app}_evaluate.json"  # a killed evaluation's run is marked KILLED next time
+    with tracking.start_run(paths.root, app, "evaluate", params, info, run_tags, owner_file=owner) as mlflow:
         paths.plots.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         validation = parts.validate(params, paths)
@@ -82,4 +85,6 @@ def evaluate(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any
                         client.log_metric(run_id, key, numbers[key])
                 except Exception as err:  # the training run may live in another store (MLFLOW_TRACKING_URI changed)
                     print(f"cnnrnn: warning: test metrics not added to training run {run_id} ({err})", file=sys.stderr)
+        if finish is not None:
+            finish()
     return metrics

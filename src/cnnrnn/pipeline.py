@@ -42,6 +42,7 @@ NOT_DEPENDENCIES: dict[str, str] = {
     "src/cnnrnn/atomic.py": "how a finished file replaces the old one (temp file, then rename), not its content",
     "src/cnnrnn/tracking.py": "records a run in MLflow; no DVC output depends on it",
     "src/cnnrnn/pyfunc.py": "logs the trained model to MLflow; no DVC output depends on it",
+    "src/cnnrnn/pipeline.py": "writes dvc.yaml, and tells a resumed training which inputs key its checkpoint",
 }
 # Keys of <app>.evaluate that only the report reads (the report stage lists them), and the option's name.
 REPORT_ONLY = ("quality_bars", "notes")

