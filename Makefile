@@ -24,7 +24,9 @@ $(VENV)/.installed: pyproject.toml
 
 repro: setup
 	dvc repro
-	dvc metrics show
+	# One line per application: headline metric with its interval, baseline, bar, met or missed.
+	# Every number: `dvc metrics show --md`; what changed since the last commit: `dvc metrics diff`.
+	cnnrnn summary
 	# Compare with the committed metrics (tolerance 0; timings and the machine fingerprint are ignored).
 	# A difference is reported, not fatal: it names what another machine computes differently.
 	-cnnrnn verify

@@ -44,3 +44,40 @@ def test_tables_show_intervals_verdicts_and_missed_bars():
     assert "| word_vs_ngram_top3_accuracy | 0.03 [0.02, 0.04] | < 1e-6 | better |" in text
     assert "| char_test_loss | 1.57 | 1.61 |" in text
     assert "| char_val_loss |  | 1.57 | <= 1.65 | met |" in text  # a bar metric keeps its row even as a twin
+
+
+def test_summary_is_one_line_per_application_with_headline_baseline_and_bars():
+    """`cnnrnn summary` on the committed metrics: one short line per application, not 58 columns of dashes."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from cnnrnn.registry import APPLICATIONS
+    from cnnrnn.reporting import baseline_name
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "summary"], cwd=root, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].split()[:2] == ["application", "headline"] and len(lines) == 1 + len(APPLICATIONS)
+    rows = {line.split()[0]: line for line in lines[1:]}
+    assert set(rows) == set(APPLICATIONS)
+    assert "test_accuracy" in rows["classify"] and "of 1" in rows["classify"]
+    assert "ngram " in rows["keyboard"] and "[" in rows["keyboard"]  # the baseline, with its interval
+    assert all(len(line) < 200 for line in lines)
+    assert baseline_name("color_only_style_loss_ratio", "feedforward_style_loss_ratio") == "color_only"
+    assert baseline_name("repeat_test_nll_per_frame", "test_nll_per_frame") == "repeat"
+
+
+def test_dvc_plots_show_renders_every_declared_plot(tmp_path):
+    """Text outputs are `outs` the report shows, never `plots:` (which DVC fails to load)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    dvc = Path(sys.executable).parent / "dvc"
+    done = subprocess.run([str(dvc), "plots", "show", "-o", str(tmp_path / "plots")], cwd=root, capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "failed" not in (done.stdout + done.stderr).lower(), done.stdout + done.stderr
+    assert (tmp_path / "plots/index.html").is_file()

@@ -61,6 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Evaluate models/APP on the test split; write metrics/APP.json and tables and "
                                    "pictures to plots/APP/, and log them to MLflow.")
     _app_arg(p)
+    sub.add_parser("summary", help="one line per application: headline metric, baseline, bar, met or missed",
+                   description="Read metrics/ and the quality bars in params.yaml and print, per application, its headline "
+                               "metric with the 95% interval, the baseline measured by the same code, the headline's bar "
+                               "and how many of all its bars were met. `make repro` ends with it. Everything: "
+                               "`dvc metrics show --md`; changes against the last commit: `dvc metrics diff`.")
     sub.add_parser("report", help="write reports/report.md from every application's metrics and pictures",
                    description="Collect every application's metrics (metrics/*.json), per-class tables and "
                                "pictures (plots/APP/) into one Markdown page, reports/report.md, with each "
@@ -214,6 +219,12 @@ def run(args: argparse.Namespace) -> int:
             print(json.dumps(result, indent=2))
         elif args.command == "prepare":
             print(f"prepared {result['dataset']}: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()))
+        return 0
+    if args.command == "summary":
+        from cnnrnn.config import project_root
+        from cnnrnn.reporting import summary_text
+
+        print(summary_text(project_root()))
         return 0
     if args.command == "report":
         print(f"wrote {stages.report()}")

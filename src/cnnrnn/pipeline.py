@@ -44,6 +44,8 @@ NOT_DEPENDENCIES: dict[str, str] = {
     "src/cnnrnn/pyfunc.py": "logs the trained model to MLflow; no DVC output depends on it",
     "src/cnnrnn/pipeline.py": "writes dvc.yaml, and tells a resumed training which inputs key its checkpoint",
 }
+# What `dvc plots show` can draw (data it renders, pictures it shows); any other evaluate file is an `outs` the report shows.
+PLOT_SUFFIXES = (".csv", ".tsv", ".json", ".yaml", ".yml", ".png", ".jpg", ".jpeg", ".gif", ".svg")
 # Keys of <app>.evaluate that only the report reads (the report stage lists them), and the option's name.
 REPORT_ONLY = ("quality_bars", "notes")
 HEADER = """\
@@ -156,10 +158,11 @@ def app_stages(app: Application, params: dict[str, Any], root: Path) -> dict[str
         "cmd": f"cnnrnn evaluate {name}", "deps": [f"data/{name}/prepared", f"models/{name}", *deps["evaluate"]],
         "params": ["runtime", *(_key(app, p) for p in app.evaluate_params),
                    *(f"{name}.evaluate.{k}" for k in evaluate_keys)]}
-    if app.evaluate_outs:
-        evaluate["outs"] = list(app.evaluate_outs)
+    texts = [f"plots/{name}/{f}" for f in app.evaluate_plots if not f.endswith(PLOT_SUFFIXES)]  # shown by the report
+    if app.evaluate_outs or texts:
+        evaluate["outs"] = [*app.evaluate_outs, *_uncached(texts)]
     evaluate["metrics"] = _uncached([f"metrics/{name}.json"])
-    evaluate["plots"] = _uncached([f"plots/{name}/{f}" for f in app.evaluate_plots])
+    evaluate["plots"] = _uncached([f"plots/{name}/{f}" for f in app.evaluate_plots if f.endswith(PLOT_SUFFIXES)])
     stages[f"{name}_evaluate"] = evaluate
     return stages
 

@@ -93,6 +93,8 @@ class Application:
     predict_options: tuple[Option, ...] = ()  # its own options of `cnnrnn predict` (passed to describe by name)
     metric_prefixes: tuple[str, ...] = ()  # besides <app>.models: prefixes of metric names (<prefix>_val_<m> twins <prefix>_<m>)
     tiny: tuple[str, ...] = ()  # Hydra overrides that make the whole pipeline tiny (tests)
+    headline: str = ""  # the metric `cnnrnn summary` leads with (a key of metrics/<app>.json)
+    baseline: str = ""  # the same measurement of the baseline it is compared with, where there is one
 
     def module_name(self, part: str) -> str:
         """``cnnrnn.<app>.<part>``, the module of a part of :data:`PROTOCOL` (``generate`` is in ``predict``)."""
@@ -109,6 +111,7 @@ class Application:
 _APPLICATIONS = (
     Application(
         name="classify", network="CNN", inputs="images",
+        headline="test_accuracy",
         summary="a CNN names the class of an image (MNIST-5k digits by default)",
         fetch_params=("data.source",),
         prepare_params=("seed", "data.name", "data.format", "data.source.files", "data.classes", "data.val_fraction",
@@ -127,6 +130,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="detect", network="CNN", inputs="images",
+        headline="map_50",
         summary="boxes and classes of every object in an image, written and scored as COCO",
         fetch_params=("seed", "data"),  # complete_fetch chooses the COCO subset from data.subset
         evaluate_params=("seed",),
@@ -138,6 +142,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="localize", network="CNN", inputs="images",
+        headline="mean_iou",
         summary="the class and box of the one object in an image",
         evaluate_params=("seed",),
         evaluate_plots=("per_class.csv", "iou.csv", "predictions.png"),
@@ -151,6 +156,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="stylize", network="CNN", inputs="images",
+        headline="feedforward_style_loss_ratio", baseline="color_only_style_loss_ratio",
         summary="the style of one image over the content of another: Gatys' optimization and feed-forward networks",
         evaluate_plots=("per_image.csv", "grid.png"),
         metric_prefixes=("feedforward", "optimize", "color_only"),
@@ -175,6 +181,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="sentiment", network="RNN", inputs="texts", several_models=True,
+        headline="test_accuracy", baseline="bow_test_accuracy",
         summary="order-sensitive sentiment: a bag of words, a fixed window, a CNN and an RNN on the same sentences",
         evaluate_params=("seed", "models"),
         evaluate_plots=("models.csv", "contrast_families.csv", "contrast_scores.csv", "contrast_pairs.png"),
@@ -186,6 +193,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="keyboard", network="RNN", inputs="texts", several_models=True,
+        headline="test_perplexity", baseline="ngram_test_perplexity",
         summary="next-word suggestions (word LSTM against a Kneser-Ney n-gram) and text generation (char LSTM)",
         evaluate_params=("seed", "models", "baseline"),
         metric_prefixes=("ngram",),
@@ -214,6 +222,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="translate", network="RNN", inputs="texts",
+        headline="chrf", baseline="word_by_word_chrf",
         summary="English to French (or Spanish): a seq2seq RNN with attention against copying and word-by-word",
         evaluate_params=("seed", "baseline"),
         metric_prefixes=("greedy", "copy", "word_by_word"),
@@ -238,6 +247,7 @@ _APPLICATIONS = (
     ),
     Application(
         name="compose", network="RNN", inputs="midi",
+        headline="test_nll_per_frame", baseline="repeat_test_nll_per_frame",
         summary="polyphonic music: an LSTM over piano-roll frames (Bach chorales from MIDI) against two baselines",
         evaluate_params=("seed", "baseline", "generate"),
         evaluate_outs=("data/compose/generated",),

@@ -143,6 +143,57 @@ def write_report(root: Path) -> Path:
                 lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
                           for row in table.itertuples(index=False)]
                 lines.append("")
+        for text in sorted((root / "plots" / app).glob("*.txt")):  # e.g. keyboard's generated sample
+            lines += [f"{text.name}:", "", "```", text.read_text().strip(), "```", ""]
         for picture in sorted((root / "plots" / app).glob("*.png")):
             lines += [f"![{picture.stem}](../plots/{app}/{picture.name})", ""]
     return write_text_atomically(root / "reports" / "report.md", "\n".join(lines))
+
+
+def baseline_name(baseline: str, headline: str) -> str:
+    """The baseline metric's name less the words it shares with the headline's ending:
+    ``ngram_test_perplexity`` against ``test_perplexity`` -> ``ngram``."""
+    words, head = baseline.split("_"), headline.split("_")
+    while len(words) > 1 and head and words[-1] == head[-1]:
+        words, head = words[:-1], head[:-1]
+    return "_".join(words)
+
+
+def summary_rows(root: Path) -> list[dict[str, str]]:
+    """One row per application with metrics: its headline metric with the 95% interval, its baseline measured by the
+    same code, the headline's bar, and how many of all its bars were met (naming those missed)."""
+    params = load_params(root)
+    rows = []
+    for app, entry in APPLICATIONS.items():
+        path = root / "metrics" / f"{app}.json"
+        if not path.is_file():
+            rows.append({"application": app, "headline": "not measured yet", "measured [95% interval]": "",
+                         "baseline": "", "bar": "", "bars met": f"run `dvc repro {app}_evaluate`"})
+            continue
+        metrics = json.loads(path.read_text())
+        bars = params.get(app, {}).get("evaluate", {}).get("quality_bars", {})
+        head = entry.headline
+        verdicts = {key: meets_bar(metrics[key], bar) for key, bar in bars.items() if metrics.get(key) is not None}
+        missed = [key for key, met in verdicts.items() if not met]
+        bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (f"; missed {', '.join(missed)}" if missed else "")
+        bar = bars.get(head, "")
+        rows.append({
+            "application": app,
+            "headline": head,
+            "measured [95% interval]": format_interval(metrics, head) if head in metrics else "missing",
+            "baseline": f"{baseline_name(entry.baseline, head)} {format_interval(metrics, entry.baseline)}"
+                        if entry.baseline in metrics else "none",
+            "bar": f"{bar} {'met' if verdicts.get(head) else 'missed'}" if bar and head in verdicts else "",
+            "bars met": bars_met,
+        })
+    return rows
+
+
+def summary_text(root: Path) -> str:
+    """:func:`summary_rows` as aligned columns, one line per application."""
+    rows = summary_rows(root)
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(r[c]) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns).rstrip()]
+    lines += ["  ".join(r[c].ljust(widths[c]) for c in columns).rstrip() for r in rows]
+    return "\n".join(lines)
