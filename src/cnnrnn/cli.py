@@ -66,6 +66,27 @@ def build_parser() -> argparse.ArgumentParser:
                                "metric with the 95% interval, the baseline measured by the same code, the headline's bar "
                                "and how many of all its bars were met. `make repro` ends with it. Everything: "
                                "`dvc metrics show --md`; changes against the last commit: `dvc metrics diff`.")
+    p = sub.add_parser("compare", help="the MLflow runs of APP side by side: params that differ, metrics, experiment, commit",
+                       description="Read APP's runs from the tracking store ($MLFLOW_TRACKING_URI, else mlflow.db), those "
+                                   "of `dvc exp run` experiments included, and print them as a table: run, start, status, "
+                                   "DVC experiment name, git commit, the params that differ between the runs, and the "
+                                   "headline, baseline and bar metrics (--all-metrics: every metric).")
+    _app_arg(p)
+    p.add_argument("--sort", metavar="METRIC", default=None,
+                   help="best first by this metric (lower first for losses, perplexities, ratios, seconds and <= bars)")
+    p.add_argument("--stage", choices=("evaluate", "train"), default="evaluate",
+                   help="which runs: evaluations (test metrics; default) or trainings (curves, train time)")
+    p.add_argument("--all-metrics", action="store_true", help="every metric, not only the headline, baseline and bars")
+    p.add_argument("--csv", action="store_true", help="print CSV (for a spreadsheet or pandas) instead of a table")
+    p = sub.add_parser("promote", help="register APP's evaluated model in the MLflow Model Registry as APP@champion",
+                       description="Register the model now in models/APP (the run that trained it) as a new version of "
+                                   "the registered model APP, with every number of metrics/APP.json as a version tag, "
+                                   "and point the alias at it. Then `cnnrnn predict APP --model-uri models:/APP@champion` "
+                                   "or mlflow.pyfunc.load_model('models:/APP@champion') use it.")
+    _app_arg(p)
+    p.add_argument("--model", default=None, metavar="NAME",
+                   help="for applications with several models: which (default: evaluate.primary_model)")
+    p.add_argument("--alias", default="champion", help="the alias to set (default champion)")
     sub.add_parser("report", help="write reports/report.md from every application's metrics and pictures",
                    description="Collect every application's metrics (metrics/*.json), per-class tables and "
                                "pictures (plots/APP/) into one Markdown page, reports/report.md, with each "
@@ -83,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="image files (classify, detect, localize) or texts in quotes (sentiment, keyboard)")
     p.add_argument("--model-dir", type=Path, default=None, help="trained model directory (default: models/APP)")
+    p.add_argument("--model-uri", default=None, metavar="URI",
+                   help="an MLflow model instead, e.g. models:/APP@champion (see `cnnrnn promote`) or runs:/RUN_ID/model")
     p.add_argument("--top", type=positive_int, default=None,
                    help="how many classes to print (default: predict.top_k of the model's config, 3)")
     p.add_argument("--json", action="store_true", help="print JSON instead of text (detect and localize always do)")
@@ -220,6 +243,28 @@ def run(args: argparse.Namespace) -> int:
         elif args.command == "prepare":
             print(f"prepared {result['dataset']}: " + ", ".join(f"{k} {v}" for k, v in result["sizes"].items()))
         return 0
+    if args.command == "compare":
+        import pandas as pd
+
+        from cnnrnn.config import project_root
+        from cnnrnn.runs import runs_table
+
+        quiet_libraries("evaluate")
+        table = runs_table(args.app, project_root(), args.stage, args.sort, args.all_metrics)
+        if args.csv:
+            print(table.to_csv(index=False), end="")
+        else:
+            with pd.option_context("display.max_columns", None, "display.width", 250, "display.max_colwidth", 40):
+                print(table.to_string(index=False))
+        return 0
+    if args.command == "promote":
+        from cnnrnn.config import project_root
+        from cnnrnn.runs import promote
+
+        quiet_libraries("evaluate")
+        done = promote(args.app, project_root(), args.model, args.alias)
+        print(f"registered {done['model']} version {done['version']} (run {done['run_id']}) as {done['uri']}")
+        return 0
     if args.command == "summary":
         from cnnrnn.config import project_root
         from cnnrnn.reporting import summary_text
@@ -268,7 +313,15 @@ def predict(args: argparse.Namespace) -> int:
     from cnnrnn.config import project_root
 
     entry = application(args.app)
-    model_dir = args.model_dir or project_root() / "models" / args.app
+    if args.model_uri and args.model_dir:
+        raise UserError("give --model-dir or --model-uri, not both")
+    if args.model_uri:
+        from cnnrnn.runs import download_model
+
+        quiet_libraries("evaluate")
+        model_dir = download_model(args.model_uri, args.app, project_root())
+    else:
+        model_dir = args.model_dir or project_root() / "models" / args.app
     module = entry.part("predict")
     model = module.load(model_dir)
     status = 0
