@@ -24,7 +24,7 @@ def project_copy(tmp_path: Path) -> Path:
     for name in ("dvc.yaml", "params.yaml", "conf", ".dvc", ".dvcignore", ".gitignore", "src"):
         src = ROOT / name
         if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("cache", "tmp", "__pycache__", "*.egg-info"))
+            shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("cache", "tmp", "config.local", "__pycache__", "*.egg-info"))
         elif src.exists():
             shutil.copy2(src, dest / name)
     return dest

@@ -1,0 +1,117 @@
+"""Sharing a project: a DVC remote gives a teammate results, not chores; datasets are taken by `dvc get`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from cnnrnn.config import compose, write_params
+from cnnrnn.registry import tiny_overrides
+
+GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
+
+
+def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+def test_after_push_a_fresh_clone_pulls_and_reruns_nothing(project_copy, cli_env, tmp_path):
+    root = project_copy
+    write_params(compose(tiny_overrides(["classify"]), root), root)
+    run(["git", "init", "-q"], root, cli_env)
+    run(["dvc", "repro", "classify_evaluate"], root, cli_env)
+    remote = tmp_path / "remote"
+    run(["dvc", "remote", "add", "-d", "team", str(remote)], root, cli_env)
+    run([*GIT, "add", "-A"], root, cli_env)
+    run([*GIT, "commit", "-qm", "tiny classify, run"], root, cli_env)
+    start = time.perf_counter()
+    run(["dvc", "push", "--run-cache"], root, cli_env)
+    pushed = time.perf_counter() - start
+    assert folder_bytes(remote) > 0
+
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(root), str(clone)], tmp_path, cli_env)
+    start = time.perf_counter()
+    run(["dvc", "pull", "--with-deps", "classify_evaluate"], clone, cli_env)  # this tiny project ran only classify
+    pulled = time.perf_counter() - start
+    assert (clone / "models/classify/model.pt").is_file()
+    again = run(["dvc", "repro", "classify_evaluate"], clone, cli_env).stdout
+    assert "Running stage" not in again
+    for stage in ("classify_fetch", "classify_prepare", "classify_train", "classify_evaluate"):
+        assert f"Stage '{stage}' didn't change" in again, again
+    print(f"push {folder_bytes(remote) / 1e6:.1f} MB in {pushed:.1f} s, pull in {pulled:.1f} s")
+
+    # Another project takes the prepared dataset from this repository (its default remote holds the files).
+    run(["dvc", "get", str(root), "data/classify/prepared", "-o", str(tmp_path / "taken")], tmp_path, cli_env)
+    assert (tmp_path / "taken/info.json").is_file() and (tmp_path / "taken/test.pt").is_file()
+
+
+@pytest.fixture
+def sftp_server(tmp_path):
+    """A real SSH/SFTP server (asyncssh, which dvc-ssh itself uses) on 127.0.0.1 in a thread: yields (port, client key
+    file, HOME whose ~/.ssh/known_hosts names the server's host key)."""
+    import asyncio
+    import threading
+
+    import asyncssh
+
+    host_key, client_key = asyncssh.generate_private_key("ssh-ed25519"), asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_ed25519"
+    client_key.write_private_key(str(key_file))
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    holder = {}
+
+    async def serve():
+        holder["server"] = await asyncssh.create_server(
+            asyncssh.SSHServer, "127.0.0.1", 0, server_host_keys=[host_key],
+            authorized_client_keys=asyncssh.import_authorized_keys(client_key.export_public_key().decode()),
+            sftp_factory=True)
+        started.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(serve()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert started.wait(60)
+    port = holder["server"].sockets[0].getsockname()[1]
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh/known_hosts").write_text(f"[127.0.0.1]:{port} {host_key.export_public_key().decode().strip()}\n")
+    try:
+        yield port, key_file, home
+    finally:
+        loop.call_soon_threadsafe(holder["server"].close)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+def test_an_ssh_remote_through_dvc_ssh(project_copy, cli_env, tmp_path, sftp_server):
+    """Push to and pull from an SSH remote served by a real SFTP server; the key and host key are checked."""
+    port, key_file, home = sftp_server
+    env = {**cli_env, "HOME": str(home)}
+    root = project_copy
+    write_params(compose(tiny_overrides(["classify"]), root), root)
+    run(["git", "init", "-q"], root, env)
+    run(["dvc", "repro", "classify_prepare"], root, env)
+    remote = tmp_path / "ssh-remote"
+    remote.mkdir()
+    run(["dvc", "remote", "add", "--local", "-d", "team", f"ssh://127.0.0.1:{port}{remote}"], root, env)
+    run(["dvc", "remote", "modify", "--local", "team", "keyfile", str(key_file)], root, env)  # a key stays out of git
+    run(["dvc", "push"], root, env)
+    assert folder_bytes(remote) > 0
+
+    prepared = root / "data/classify/prepared"
+    expected = {p.name: p.read_bytes() for p in prepared.iterdir()}
+    shutil.rmtree(root / ".dvc/cache")
+    shutil.rmtree(prepared)
+    run(["dvc", "pull", "classify_prepare"], root, env)
+    assert {p.name: p.read_bytes() for p in prepared.iterdir()} == expected
