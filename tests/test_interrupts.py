@@ -291,3 +291,22 @@ def test_a_killed_fetch_leaves_its_partial_download_for_the_next_one(project_cop
     staging.mkdir()
     stages.keep_partial_downloads(folder, staging)
     assert (staging / "archive.tar.gz.part").read_bytes() == b"half" and not dead.exists()
+
+
+def test_a_commit_killed_after_swapping_a_folder_is_not_swapped_back(tmp_path, monkeypatch):
+    """The exchange leaves the old folder at the staged path until it is deleted; recovery knows it by its inode."""
+    from cnnrnn import atomic
+
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out/a.txt").write_text("old")
+    staged = atomic.StagedOutputs(tmp_path, "demo_evaluate", folders=("out",))
+    staged.path("out").mkdir()
+    staged.path("out/a.txt").write_text("new")
+    staged.path("metrics.json").write_text("{}")
+    monkeypatch.setattr(atomic, "_apply", lambda root, journal: None)  # "killed" right after the journal
+    staged.commit()
+    assert atomic._exchange(staged.path("out"), tmp_path / "out")  # ... and after the folder's swap
+    monkeypatch.undo()
+    assert atomic.recover(tmp_path, "demo_evaluate") is True
+    assert (tmp_path / "out/a.txt").read_text() == "new" and (tmp_path / "metrics.json").is_file()
+    assert not staged.staging.exists() and not list((tmp_path / ".cache/commits").glob("*.json"))

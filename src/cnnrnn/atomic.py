@@ -17,8 +17,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
+import fcntl
 import json
 import os
 import shutil
@@ -27,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from cnnrnn.errors import UserError
 
 KILL_AT = "CNNRNN_TEST_KILL_AT"
 PAUSE_AT, PAUSE_FILE = "CNNRNN_TEST_PAUSE_AT", "CNNRNN_TEST_PAUSE_FILE"
@@ -129,11 +133,13 @@ class StagedOutputs:
     """
 
     def __init__(self, root: Path, name: str, folders: tuple[str, ...] = ()):
-        self.root, self.name, self.folders = Path(root), name, tuple(folders)
-        recover(self.root, name)
+        self.root, self.name, self.folders = Path(root).resolve(), name, tuple(folders)
+        if recover(self.root, name) is None:
+            raise UserError(f"another process is moving the outputs of {name} into place right now; wait for it")
         remove_leftovers(self.root / ".cache", f"stage-{name}-")  # a killed run's staging, never committed
         (self.root / ".cache").mkdir(exist_ok=True)
         self.staging = Path(tempfile.mkdtemp(prefix=f"stage-{name}-", dir=self.root / ".cache"))
+        self.journal = self.root / JOURNALS / f"{name}.json"
         self.committed = False
 
     def path(self, relative: str | Path) -> Path:
@@ -147,7 +153,8 @@ class StagedOutputs:
             if exc_type is None and not self.committed:
                 self.commit()
         finally:
-            shutil.rmtree(self.staging, ignore_errors=True)
+            if not self.journal.exists():  # a commit cut short by an exception is finished by the next command
+                shutil.rmtree(self.staging, ignore_errors=True)
 
     def moves(self) -> list[str]:
         """What the commit moves: each staged folder of :attr:`folders`, and every other staged file."""
@@ -160,22 +167,46 @@ class StagedOutputs:
 
     def commit(self) -> None:
         kill_point(f"{self.name}:staged")
-        journal = self.root / JOURNALS / f"{self.name}.json"
-        write_json_atomically(journal, {"staging": str(self.staging), "moves": self.moves(), "folders": list(self.folders)})
-        kill_point(f"{self.name}:commit")
-        _apply(self.root, journal)
+        moves = self.moves()
+        # a staged folder is known by its inode: after an exchange its path holds the old folder until that is deleted
+        folders = {f: (self.staging / f).stat().st_ino for f in self.folders if f in moves}
+        with _journal_lock(self.journal, wait=True):
+            write_json_atomically(self.journal, {"staging": self.staging.relative_to(self.root).as_posix(),
+                                                 "moves": moves, "folders": folders})
+            kill_point(f"{self.name}:commit")
+            _apply(self.root, self.journal)
         self.committed = True
+
+
+@contextlib.contextmanager
+def _journal_lock(journal: Path, wait: bool):
+    """Held while a commit runs, so that no other process replays the same journal; yields False if ``wait`` is
+    False and another process holds it."""
+    journal.parent.mkdir(parents=True, exist_ok=True)
+    with journal.with_suffix(".lock").open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def _apply(root: Path, journal: Path) -> None:
     record = json.loads(journal.read_text())
-    staging = Path(record["staging"])
+    staging = root / record["staging"]
     for relative in record["moves"]:
         source, target = staging / relative, root / relative
         if not (source.exists() or source.is_symlink()):
             continue  # moved before a kill
         target.parent.mkdir(parents=True, exist_ok=True)
         if relative in record["folders"]:
+            if source.stat().st_ino != record["folders"][relative]:  # the old folder an exchange left: done already
+                shutil.rmtree(source, ignore_errors=True)
+                continue
             repair_dir(target)
             replace_dir(source, target)
         else:
@@ -188,16 +219,22 @@ def _apply(root: Path, journal: Path) -> None:
 
 def recover_all(root: Path) -> list[str]:
     """Finish every commit a kill interrupted in the project at ``root``; return the stages that had one."""
-    journals = sorted((Path(root) / JOURNALS).glob("*.json"))
-    for journal in journals:
-        _apply(Path(root), journal)
-    return [j.stem for j in journals]
+    done = []
+    for journal in sorted((Path(root) / JOURNALS).glob("*.json")):
+        if recover(root, journal.stem):
+            done.append(journal.stem)
+    return done
 
 
-def recover(root: Path, name: str) -> bool:
-    """Finish a commit of stage ``name`` that a kill interrupted (its journal is there); True if there was one."""
-    journal = Path(root) / JOURNALS / f"{name}.json"
+def recover(root: Path, name: str) -> bool | None:
+    """Finish a commit of stage ``name`` that a kill interrupted (its journal is there): True if there was one,
+    False if not, None if another process is committing it right now (left alone)."""
+    journal = Path(root).resolve() / JOURNALS / f"{name}.json"
     if not journal.is_file():
         return False
-    _apply(Path(root), journal)
+    with _journal_lock(journal, wait=False) as locked:
+        if not locked:
+            return None
+        if journal.is_file():  # not finished meanwhile by the process that held the lock
+            _apply(Path(root).resolve(), journal)
     return True

@@ -96,15 +96,22 @@ class TrainingCheckpoints:
     """The checkpoint folder of one train stage for its current inputs; locked while a training uses it."""
 
     def __init__(self, app: str, root: Path, model: str | None = None):
+        from cnnrnn.tracking import is_rank_zero
+
         self.stage = stage_name(app, model)
         self.key = checkpoint_key(app, root, model)
         self.stage_dir = Path(root) / CHECKPOINTS / self.stage
         self.directory = self.stage_dir / self.key
+        self.rank_zero = is_rank_zero()  # the one process of a distributed run that manages the folder
+        self._lock = None
+        if not self.rank_zero:
+            return
         self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock = (self.stage_dir / ".lock").open("a")
+        self._lock = (self.stage_dir.parent / f"{self.stage}.lock").open("a")
         try:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            self._lock.close()
             raise UserError(f"another process is training {self.stage} in this project right now; wait for it to finish") from None
 
     @property
@@ -115,26 +122,36 @@ class TrainingCheckpoints:
     def run_record(self) -> Path:
         return self.directory / "run.json"
 
-    def resumable(self) -> Path | None:
-        return self.checkpoint if self.checkpoint.is_file() else None
+    def resumable(self) -> tuple[Path, int] | None:
+        """The checkpoint to resume from and the epochs it completed; None if there is none or it cannot be read
+        (then it is removed, and training starts over)."""
+        if not self.checkpoint.is_file():
+            return None
+        try:
+            state = torch.load(self.checkpoint, map_location="cpu", weights_only=False, mmap=True)
+            return self.checkpoint, int(state["epoch"]) + 1
+        except Exception as err:  # truncated by a power loss, or not a checkpoint at all
+            if self.rank_zero:
+                say(f"{self.stage}: the checkpoint {self.checkpoint} cannot be read ({type(err).__name__}); training starts over")
+                self.checkpoint.unlink(missing_ok=True)
+            return None
 
     def stale(self) -> list[Path]:
         """Checkpoint folders of this stage made from other params or other code: they never resume."""
+        if not self.rank_zero or not self.stage_dir.is_dir():
+            return []
         return sorted(p for p in self.stage_dir.iterdir() if p.is_dir() and p != self.directory)
-
-    def completed_epochs(self) -> int:
-        state = torch.load(self.checkpoint, map_location="cpu", weights_only=False, mmap=True)
-        return int(state["epoch"]) + 1
 
     def finish(self) -> None:
         """The stage finished and its outputs are in place: the checkpoints go."""
+        if not self.rank_zero:
+            return
         shutil.rmtree(self.directory, ignore_errors=True)
-        self.release()
-        if not [p for p in self.stage_dir.iterdir() if p.name != ".lock"]:
-            shutil.rmtree(self.stage_dir, ignore_errors=True)
+        if self.stage_dir.is_dir() and not any(self.stage_dir.iterdir()):
+            self.stage_dir.rmdir()
 
     def release(self) -> None:
-        if not self._lock.closed:
+        if self._lock is not None and not self._lock.closed:
             fcntl.flock(self._lock, fcntl.LOCK_UN)
             self._lock.close()
 
@@ -148,8 +165,9 @@ def rng_states() -> dict[str, Any]:
     kind, keys, position, has_gauss, gauss = np.random.get_state()
     states = {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
               "python": random.getstate()}
-    if torch.cuda.is_available():
-        states["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        # this process's own device: under DDP every rank seeds and advances its device's generator alike
+        states["cuda"] = torch.cuda.get_rng_state()
     return states
 
 
@@ -159,7 +177,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
     np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
     random.setstate(states["python"])
     if "cuda" in states and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states["cuda"])
+        torch.cuda.set_rng_state(states["cuda"])
 
 
 class EpochCheckpoint(Checkpoint):
@@ -197,6 +215,8 @@ class EpochCheckpoint(Checkpoint):
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         trainer.save_checkpoint(tmp)
         if trainer.is_global_zero:
+            with tmp.open("rb") as handle:  # on disk before it replaces the last good one
+                os.fsync(handle.fileno())
             os.replace(tmp, self.path)
         trainer.strategy.barrier("epoch_checkpoint")
         if self.after_save is not None:

@@ -14,7 +14,7 @@ from typing import Any
 from cnnrnn.errors import UserError
 from cnnrnn.pipeline import REPORT_ONLY
 from cnnrnn.paths import AppPaths, ModelPaths
-from cnnrnn.registry import APPLICATIONS, application
+from cnnrnn.registry import application
 from cnnrnn.reporting import LOWER_IS_BETTER
 
 CHAMPION = "champion"

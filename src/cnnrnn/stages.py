@@ -152,6 +152,11 @@ def report(root: Path | None = None) -> Path:
 
 
 def finish_interrupted_commits(root: Path) -> None:
-    """A stage killed while moving its outputs into place (see :mod:`cnnrnn.atomic`) is finished first."""
+    """A stage killed while moving its outputs into place (see :mod:`cnnrnn.atomic`) is finished first (by the one
+    process of a distributed training that writes files)."""
+    from cnnrnn.tracking import is_rank_zero
+
+    if not is_rank_zero():
+        return
     for stage in recover_all(root):
         print(f"cnnrnn: finished moving the outputs of {stage} into place (it was killed while doing so)", file=sys.stderr)

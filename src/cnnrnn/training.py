@@ -61,6 +61,9 @@ class EpochCurves(pl.Callback):
         row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
         row["samples_per_second"] = round(self.samples * trainer.world_size / max(seconds, 1e-9), 1)
         self.rows.append(row)
+        self.write_csv()
+
+    def write_csv(self) -> None:
         fields = list(dict.fromkeys(k for r in self.rows for k in r))
         text = io.StringIO()
         writer = csv.DictWriter(text, fieldnames=fields)
@@ -129,9 +132,8 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
     parts = application(app).part("model")
     train_cfg = params["train"]
     checkpoints = TrainingCheckpoints(app, paths.root, params.get("model_key"))
-    resume_from = checkpoints.resumable()
-    if resume_from is not None:
-        done = checkpoints.completed_epochs()
+    resume_from, done = checkpoints.resumable() or (None, 0)
+    if resume_from is not None and checkpoints.rank_zero:
         say(f"{checkpoints.stage}: resuming after epoch {done} of {train_cfg['max_epochs']} from "
             f"{resume_from.relative_to(paths.root)} (same params, data and code)")
     pl.seed_everything(params["seed"], workers=True, verbose=False)
@@ -177,6 +179,8 @@ def train(app: str, params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
             train_seconds = saver.seconds()  # the epochs of every attempt that made this model, not the lost ones
             if not trainer.is_global_zero:
                 return {}
+            curves.write_csv()  # also when the resumed fit had no epoch left to run (killed while saving the model)
+            curves.publish()
             model_path = parts.save_model(module, paths.model_dir, datamodule, params)
             last = curves.rows[-1] if curves.rows else {}
             summary = {"train_seconds": round(train_seconds, 2), "epochs": trainer.current_epoch,
