@@ -115,3 +115,42 @@ def test_an_ssh_remote_through_dvc_ssh(project_copy, cli_env, tmp_path, sftp_ser
     shutil.rmtree(prepared)
     run(["dvc", "pull", "classify_prepare"], root, env)
     assert {p.name: p.read_bytes() for p in prepared.iterdir()} == expected
+
+
+def test_a_queued_sweep_runs_and_shows_in_dvc_and_mlflow(project_copy, cli_env):
+    """`dvc exp run --queue -S` with a grid, run by `dvc queue start`: two experiments in `dvc exp show` and in MLflow."""
+    import csv
+    import io
+    import sys
+
+    root = project_copy
+    tiny = tiny_overrides(["classify"])
+    write_params(compose(tiny, root), root)
+    run(["git", "init", "-q"], root, cli_env)
+    run([*GIT, "add", "-A"], root, cli_env)
+    run([*GIT, "commit", "-qm", "tiny classify"], root, cli_env)
+    # DVC recomposes params.yaml from conf/ for each experiment: the tiny settings go along as overrides
+    overrides = [a for o in tiny for a in ("-S", o)]
+    run(["dvc", "exp", "run", "--queue", *overrides, "-S", "classify.train.lr=0.001,0.003", "classify_evaluate"],
+        root, cli_env)
+    run(["dvc", "queue", "start", "-j", "1"], root, cli_env)
+    try:
+        deadline = time.monotonic() + 900
+        while True:
+            status = run(["dvc", "queue", "status"], root, cli_env).stdout
+            if "Queued" not in status and "Running" not in status:
+                break
+            assert time.monotonic() < deadline, status
+            time.sleep(2)
+    finally:
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=root, env=cli_env, capture_output=True)
+    assert status.count("Success") == 2, status
+    shown = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], root, cli_env).stdout)))
+    lrs = {row["classify.train.lr"] for row in shown if row.get("Experiment") and row.get("test_accuracy")}
+    assert lrs == {"0.001", "0.003"}, shown
+
+    table = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "compare", "classify", "--csv"], cwd=root, env=cli_env,
+                           capture_output=True, text=True)
+    assert table.returncode == 0, table.stderr
+    rows = list(csv.DictReader(io.StringIO(table.stdout)))
+    assert len(rows) == 2 and all(r["experiment"] for r in rows) and {r["train.lr"] for r in rows} == {"0.001", "0.003"}
