@@ -212,35 +212,29 @@ def evaluated_classify(project_copy, cli_env) -> Path:
     return root
 
 
-def test_evaluate_killed_mid_write_leaves_every_old_output(evaluated_classify, cli_env):
+def test_evaluate_killed_mid_write_leaves_the_old_outputs_and_inside_its_commit_the_new(evaluated_classify, cli_env):
+    """Killed while writing (or with everything staged): every old output stays. Killed halfway through moving its
+    outputs into place: the journal makes the next `cnnrnn` command finish the move. No evaluation stays RUNNING."""
     root = evaluated_classify
     before = digests(root, EVALUATE_OUTPUTS)
     for point in ("write:classify.json", "classify_evaluate:staged"):
         run(cnnrnn("evaluate", "classify"), root, cli_env, kill_at=point, expect=KILLED)
         assert digests(root, EVALUATE_OUTPUTS) == before, point
 
-    run(cnnrnn("evaluate", "classify"), root, cli_env)
-    after = digests(root, EVALUATE_OUTPUTS)
-    assert after["plots/classify/misclassified.png"] != before["plots/classify/misclassified.png"]
-    assert not list((root / ".cache").glob("stage-*"))  # the killed runs' staging folders are gone
-    runs = mlflow_runs(cli_env, "classify")
-    evaluations = runs[runs["tags.cnnrnn.stage"] == "evaluate"]
-    assert sorted(evaluations["status"]) == ["FINISHED", "FINISHED", "KILLED", "KILLED"]
-
-
-def test_evaluate_killed_inside_its_commit_is_finished_by_the_next_command(evaluated_classify, cli_env):
-    """Killed halfway through moving its outputs into place: the journal makes the next `cnnrnn` command finish the move."""
-    root = evaluated_classify
-    before = digests(root, EVALUATE_OUTPUTS)
     run(cnnrnn("evaluate", "classify"), root, cli_env, kill_at="classify_evaluate:committing", expect=KILLED)
     assert (root / ".cache/commits/classify_evaluate.json").is_file()
-
     done = run(cnnrnn("report"), root, cli_env)
     assert "finished moving the outputs of classify_evaluate into place" in done.stderr
     assert not (root / ".cache/commits/classify_evaluate.json").exists()
     after = digests(root, EVALUATE_OUTPUTS)
     assert all(after[r] != before[r] for r in ("plots/classify/misclassified.png", "metrics/classify.json"))
     assert json.loads((root / "metrics/classify.json").read_text())["n_test"] == 1000
+    assert not list((root / ".cache").glob("stage-*"))  # the killed runs' staging folders are gone
+
+    run(cnnrnn("evaluate", "classify"), root, cli_env)
+    runs = mlflow_runs(cli_env, "classify")
+    evaluations = runs[runs["tags.cnnrnn.stage"] == "evaluate"]
+    assert sorted(evaluations["status"]) == ["FINISHED", "FINISHED", "KILLED", "KILLED", "KILLED"]
 
 
 def test_a_second_dvc_repro_gets_the_lock_error_and_two_predicts_run_at_once(project_copy, cli_env, tmp_path):
