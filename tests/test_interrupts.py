@@ -134,28 +134,9 @@ def test_keyboard_word_model_killed_after_epoch_1_resumes_to_the_same_weights(pr
     assert "RUNNING" not in set(mlflow_runs(cli_env, "keyboard")["status"])
 
 
-def test_a_changed_param_after_a_kill_starts_training_over(project_copy, cli_env):
-    root = tiny_project(project_copy, THREE_EPOCHS, ["classify"])
-    for stage in ("fetch", "prepare"):
-        run(cnnrnn(stage, "classify"), root, cli_env)
-    run(cnnrnn("train", "classify"), root, cli_env, kill_at="train:epoch:1", expect=KILLED)
-    stale = list(root.glob(".cache/checkpoints/classify_train/*/last.ckpt"))
-    assert len(stale) == 1
-
-    params = load_params(root)
-    params["classify"]["train"]["lr"] = params["classify"]["train"]["lr"] / 2
-    write_params(params, root)
-    again = run(cnnrnn("train", "classify"), root, cli_env)
-    assert "was made with other params, data or code and cannot be resumed; training starts over" in again.stderr
-    assert "resuming" not in again.stderr
-    assert not stale[0].exists() and not (root / ".cache/checkpoints/classify_train").exists()
-    runs = mlflow_runs(cli_env, "classify")
-    assert sorted(runs["status"]) == ["FINISHED", "KILLED"]
-    assert steps(cli_env, runs[runs["status"] == "FINISHED"]["run_id"].iloc[0]) == [1, 2, 3]
-
-
-def test_ctrl_c_ends_the_run_killed_and_the_next_run_resumes(project_copy, cli_env, tmp_path):
-    """SIGINT (Ctrl-C) after epoch 1: the command says it was interrupted, MLflow says KILLED, the checkpoint stays."""
+def test_ctrl_c_then_a_kill_resume_and_a_changed_param_starts_over(project_copy, cli_env, tmp_path):
+    """SIGINT (Ctrl-C) after epoch 1: exit 130, MLflow says KILLED, the checkpoint stays. The rerun resumes (and is
+    SIGKILLed after epoch 2). Then a param changes: training starts over, with a clear message."""
     root = tiny_project(project_copy, THREE_EPOCHS, ["classify"])
     for stage in ("fetch", "prepare"):
         run(cnnrnn(stage, "classify"), root, cli_env)
@@ -172,9 +153,21 @@ def test_ctrl_c_ends_the_run_killed_and_the_next_run_resumes(project_copy, cli_e
     assert training.returncode == 130 and "interrupted" in stderr, stderr
     assert sorted(mlflow_runs(cli_env, "classify")["status"]) == ["KILLED"]
 
-    again = run(cnnrnn("train", "classify"), root, cli_env)
+    again = run(cnnrnn("train", "classify"), root, cli_env, kill_at="train:epoch:2", expect=KILLED)
     assert "resuming after epoch 1 of 3" in again.stderr
-    assert sorted(mlflow_runs(cli_env, "classify")["status"]) == ["FINISHED", "KILLED"]
+    stale = list(root.glob(".cache/checkpoints/classify_train/*/last.ckpt"))
+    assert len(stale) == 1
+
+    params = load_params(root)
+    params["classify"]["train"]["lr"] = params["classify"]["train"]["lr"] / 2
+    write_params(params, root)
+    again = run(cnnrnn("train", "classify"), root, cli_env)
+    assert "was made with other params, data or code and cannot be resumed; training starts over" in again.stderr
+    assert "resuming" not in again.stderr
+    assert not stale[0].exists() and not (root / ".cache/checkpoints/classify_train").exists()
+    runs = mlflow_runs(cli_env, "classify")
+    assert sorted(runs["status"]) == ["FINISHED", "KILLED", "KILLED"]
+    assert steps(cli_env, runs[runs["status"] == "FINISHED"]["run_id"].iloc[0]) == [1, 2, 3]
 
 
 def test_prepare_killed_mid_write_leaves_the_old_prepared_data(project_copy, cli_env):

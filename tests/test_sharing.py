@@ -149,8 +149,12 @@ def test_a_queued_sweep_runs_and_shows_in_dvc_and_mlflow(project_copy, cli_env):
     lrs = {row["classify.train.lr"] for row in shown if row.get("Experiment") and row.get("test_accuracy")}
     assert lrs == {"0.001", "0.003"}, shown
 
-    table = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "compare", "classify", "--csv"], cwd=root, env=cli_env,
-                           capture_output=True, text=True)
+    table = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "compare", "classify", "--sort", "test_accuracy", "--csv"],
+                           cwd=root, env=cli_env, capture_output=True, text=True)
     assert table.returncode == 0, table.stderr
     rows = list(csv.DictReader(io.StringIO(table.stdout)))
     assert len(rows) == 2 and all(r["experiment"] for r in rows) and {r["train.lr"] for r in rows} == {"0.001", "0.003"}
+    assert list(rows[0])[:6] == ["run_id", "start_time", "status", "experiment", "commit", "stage"]
+    assert "train.max_epochs" not in rows[0]  # only the params that differ
+    accuracies = [float(r["test_accuracy"]) for r in rows]
+    assert accuracies == sorted(accuracies, reverse=True)  # best first
