@@ -6,6 +6,7 @@ import functools
 import http.server
 import os
 import shutil
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -38,6 +39,24 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
     env.pop("DVC_EXP_NAME", None)
     return env
+
+
+GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
+
+
+def run_ok(cmd: list[str], cwd: Path, env: dict, expect: int = 0) -> subprocess.CompletedProcess:
+    """Run a command (``cnnrnn``, ``dvc``, ``git``) and check its exit status (``expect``, 0 unless said)."""
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == expect, f"{' '.join(map(str, cmd))}: rc {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def commit_all(root: Path, env: dict, message: str = "tiny") -> None:
+    """``git init`` (once) and commit everything in ``root``: ``dvc exp run`` and ``git clone`` need a commit."""
+    if not (root / ".git").exists():
+        run_ok(["git", "init", "-q"], root, env)
+    run_ok([*GIT, "add", "-A"], root, env)
+    run_ok([*GIT, "commit", "-qm", message], root, env)
 
 
 class QuietFileHandler(http.server.SimpleHTTPRequestHandler):

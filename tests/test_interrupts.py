@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -20,16 +21,14 @@ import torch
 
 from cnnrnn.config import compose, load_params, write_params
 from cnnrnn.registry import tiny_overrides
+from cnnrnn.verification import is_ignored
+from conftest import commit_all, run_ok
 
 THREE_EPOCHS = ["classify.train.max_epochs=3"]
-TIMING = ("seconds", "samples_per_second", "machine")
 
 
 def run(cmd: list[str], cwd: Path, env: dict, kill_at: str | None = None, expect: int = 0) -> subprocess.CompletedProcess:
-    env = {**env, "CNNRNN_TEST_KILL_AT": kill_at} if kill_at else env
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == expect, f"{' '.join(cmd)}: rc {done.returncode}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
+    return run_ok(cmd, cwd, {**env, "CNNRNN_TEST_KILL_AT": kill_at} if kill_at else env, expect)
 
 
 def cnnrnn(*args: str) -> list[str]:
@@ -42,14 +41,13 @@ KILLED = -signal.SIGKILL
 def tiny_project(project_copy: Path, overrides: list[str], apps: list[str], git: bool = False) -> Path:
     write_params(compose(tiny_overrides(apps) + overrides, project_copy), project_copy)
     if git:
-        who = ["-c", "user.email=ci@example.com", "-c", "user.name=ci"]
-        for cmd in (["init", "-q"], [*who, "add", "-A"], [*who, "commit", "-qm", "tiny"]):
-            subprocess.run(["git", *cmd], cwd=project_copy, check=True, capture_output=True)
+        commit_all(project_copy, dict(os.environ))
     return project_copy
 
 
 def without_timing(metrics: dict) -> dict:
-    return {k: v for k, v in metrics.items() if not any(t in k for t in TIMING)}
+    """What `cnnrnn verify` compares: every metric but timings and the machine fingerprint."""
+    return {k: v for k, v in metrics.items() if not is_ignored(k)}
 
 
 def digests(root: Path, relative: list[str]) -> dict[str, str]:

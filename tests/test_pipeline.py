@@ -12,23 +12,17 @@ import pytest
 
 from cnnrnn.config import compose, write_params
 from cnnrnn.registry import tiny_overrides
+from conftest import commit_all
+from conftest import run_ok as run
 
 # Every application tiny, so that a whole `dvc repro` (report included) stays quick.
 TINY = tiny_overrides()
 
 
-def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
-
 @pytest.fixture
 def tiny_repo(project_copy, cli_env) -> Path:
     write_params(compose(TINY, project_copy), project_copy)
-    run(["git", "init", "-q"], project_copy, cli_env)
-    run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "add", "-A"], project_copy, cli_env)
-    run(["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci", "commit", "-qm", "tiny"], project_copy, cli_env)
+    commit_all(project_copy, cli_env)
     return project_copy
 
 

@@ -11,15 +11,8 @@ import pytest
 
 from cnnrnn.config import compose, write_params
 from cnnrnn.registry import tiny_overrides
-
-GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
-
-
-def run(cmd: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    return done
-
+from conftest import commit_all
+from conftest import run_ok as run
 
 def folder_bytes(folder: Path) -> int:
     return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
@@ -32,8 +25,7 @@ def test_after_push_a_fresh_clone_pulls_and_reruns_nothing(project_copy, cli_env
     run(["dvc", "repro", "classify_evaluate"], root, cli_env)
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-d", "team", str(remote)], root, cli_env)
-    run([*GIT, "add", "-A"], root, cli_env)
-    run([*GIT, "commit", "-qm", "tiny classify, run"], root, cli_env)
+    commit_all(root, cli_env, "tiny classify, run")
     start = time.perf_counter()
     run(["dvc", "push", "--run-cache"], root, cli_env)
     pushed = time.perf_counter() - start
@@ -126,9 +118,7 @@ def test_a_queued_sweep_runs_and_shows_in_dvc_and_mlflow(project_copy, cli_env):
     root = project_copy
     tiny = tiny_overrides(["classify"])
     write_params(compose(tiny, root), root)
-    run(["git", "init", "-q"], root, cli_env)
-    run([*GIT, "add", "-A"], root, cli_env)
-    run([*GIT, "commit", "-qm", "tiny classify"], root, cli_env)
+    commit_all(root, cli_env)
     # DVC recomposes params.yaml from conf/ for each experiment: the tiny settings go along as overrides
     overrides = [a for o in tiny for a in ("-S", o)]
     run(["dvc", "exp", "run", "--queue", *overrides, "-S", "classify.train.lr=0.001,0.003", "classify_evaluate"],

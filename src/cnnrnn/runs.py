@@ -34,7 +34,7 @@ def runs_table(app: str, root: Path, stage: str = "evaluate", sort: str | None =
     from cnnrnn.config import load_params
 
     entry = application(app)
-    mlflow = tracking._configure(root, app)
+    mlflow = tracking.configure(root, app)
     runs = mlflow.search_runs(experiment_names=[app], filter_string=f"tags.`cnnrnn.stage` = '{stage}'",
                               order_by=["attributes.start_time DESC"])
     if runs.empty:
@@ -98,7 +98,7 @@ def promote(app: str, root: Path, model: str | None = None, alias: str = CHAMPIO
     if not metrics_path.is_file():
         raise UserError(f"{metrics_path} not found: promote only an evaluated model; run `dvc repro {app}_evaluate`")
     run_id, _ = trained_run(app, root, model)
-    mlflow = tracking._configure(root, app)
+    mlflow = tracking.configure(root, app)
     client = mlflow.MlflowClient()
     try:
         run = client.get_run(run_id)
@@ -122,7 +122,7 @@ def download_model(uri: str, app: str, root: Path) -> Path:
     """The model folder (what ``models/<app>/`` holds) of an MLflow model URI such as ``models:/classify@champion``."""
     from cnnrnn import tracking
 
-    mlflow = tracking._configure(root, app)
+    mlflow = tracking.configure(root, app)
     target = Path(tempfile.mkdtemp(prefix="cnnrnn-model-"))
     try:
         local = Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(target)))

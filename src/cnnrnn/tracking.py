@@ -85,7 +85,9 @@ def machine_tags() -> dict[str, str]:
     return {f"{FINGERPRINT_KEY}.{key}": value for key, value in fingerprint().items()}
 
 
-def _configure(root: Path, app: str):
+def configure(root: Path, app: str):
+    """The ``mlflow`` module pointed at the project's tracking store, with experiment ``app`` (created where missing)
+    set; a clear error where the store cannot be used. Stages, ``cnnrnn compare`` and ``promote`` all start here."""
     import mlflow
 
     uri = tracking_uri(root)
@@ -178,7 +180,7 @@ def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: di
     if not is_rank_zero():
         yield None
         return
-    mlflow = _configure(root, app)
+    mlflow = configure(root, app)
     for record in close_first:  # e.g. the runs of stale checkpoints, which will never resume
         close_dead_run(record, mlflow)
     previous = close_dead_run(owner_file, mlflow) if owner_file is not None else None
