@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # The pipeline's stage commands (cnnrnn, dvc) come from the virtual environment.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test test-slow bench clean-venv
+.PHONY: setup browser repro test test-slow bench clean-venv
 
 setup: $(VENV)/.installed
 
@@ -31,7 +31,15 @@ repro: setup
 	# A difference is reported, not fatal: it names what another machine computes differently.
 	-cnnrnn verify
 
-test: setup
+# Debian's Chromium for the report page's browser test: installed where this runs as root (CI does); elsewhere that
+# one test skips and says why (install it yourself: sudo apt-get install chromium).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Debian's chromium for the report page's browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
+	fi
+
+test: setup browser
 	$(BIN)/python -m pytest
 
 test-slow: setup

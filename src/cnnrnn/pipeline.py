@@ -35,7 +35,8 @@ NOT_DEPENDENCIES: dict[str, str] = {
     "src/cnnrnn/__init__.py": "the package's version string",
     "src/cnnrnn/cli.py": "generic dispatch: parses the command line and calls a stage",
     "src/cnnrnn/stages.py": "generic dispatch: finds the application's part in the registry and runs it",
-    "src/cnnrnn/registry.py": "generic dispatch: names each application's parts; the stages' roots stand for its imports",
+    "src/cnnrnn/registry.py": "generic dispatch: names each application's parts; the stages' roots stand for its imports "
+                              "(only the report, which prints each application's summary and reference, lists it)",
     "src/cnnrnn/config.py": "reads params.yaml, which DVC tracks itself through each stage's `params`",
     "src/cnnrnn/paths.py": "where an application's files live; each stage's `outs` name them",
     "src/cnnrnn/errors.py": "the error type users see; messages change no output",
@@ -170,9 +171,10 @@ def app_stages(app: Application, params: dict[str, Any], root: Path) -> dict[str
 def report_stage(params: dict[str, Any], root: Path) -> dict[str, Any]:
     apps = list(APPLICATIONS)
     return {"cmd": "cnnrnn report",
-            "deps": ["metrics", *(f"plots/{a}" for a in apps), *import_closure(list(STAGE_ROOTS["report"]), root)],
+            "deps": ["metrics", *(f"plots/{a}" for a in apps),
+                     *sorted([*import_closure(list(STAGE_ROOTS["report"]), root), "src/cnnrnn/registry.py"])],
             "params": [f"{a}.evaluate.{k}" for k in REPORT_ONLY for a in apps if k in params[a]["evaluate"]],
-            "outs": _uncached(["reports/report.md"])}
+            "outs": [*_uncached(["reports/report.md"]), "reports/index.html"]}  # the page embeds the pictures: DVC keeps it
 
 
 def learning_curves(app: Application, params: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,8 @@
 
 Reads ``metrics/*.json``, the quality bars of ``<app>.evaluate.quality_bars`` (and the
 ``<app>.evaluate.notes`` shown beside metrics) in ``params.yaml``, the small tables and
-``plots/<app>/*.png``; writes ``reports/report.md``.
+``plots/<app>/*.png``; writes ``reports/report.md`` and the same as one self-contained page,
+``reports/index.html`` (:mod:`cnnrnn.report_page`), which leads with the CNN-vs-RNN comparison.
 No Lightning, no MLflow: it runs in a second.
 """
 
@@ -16,6 +17,7 @@ from cnnrnn.atomic import write_text_atomically
 from cnnrnn.config import load_params
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
+from cnnrnn.report_page import write_page
 
 TABLES = ("per_class.csv", "models.csv", "context_curve.csv", "ngram_grid.csv", "suggestions.csv", "per_image.csv")  # shown as tables when present
 COMPARISONS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt}
@@ -138,7 +140,7 @@ def write_report(root: Path) -> Path:
         for name in TABLES:
             table_path = root / "plots" / app / name
             if table_path.is_file():
-                table = pd.read_csv(table_path).fillna("")
+                table = pd.read_csv(table_path, dtype=str, keep_default_na=False)  # as written: no NaN, no float widening
                 lines += [f"{name}:", "", "| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
                 lines += ["| " + " | ".join(str(v).replace("|", "/") for v in row) + " |"
                           for row in table.itertuples(index=False)]
@@ -147,7 +149,9 @@ def write_report(root: Path) -> Path:
             lines += [f"{text.name}:", "", "```", text.read_text().strip(), "```", ""]
         for picture in sorted((root / "plots" / app).glob("*.png")):
             lines += [f"![{picture.stem}](../plots/{app}/{picture.name})", ""]
-    return write_text_atomically(root / "reports" / "report.md", "\n".join(lines))
+    text = "\n".join(lines)
+    write_page(root, text)
+    return write_text_atomically(root / "reports" / "report.md", text)
 
 
 def baseline_name(baseline: str, headline: str) -> str:

@@ -54,11 +54,14 @@ class EpochCurves(pl.Callback):
         self.samples += len(batch[0]) if isinstance(batch, (list, tuple)) else 0
 
     def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking or not trainer.is_global_zero:
+        if trainer.sanity_checking:
             return
         seconds = time.perf_counter() - self.epoch_start
+        metrics = trainer.callback_metrics  # on every process: under DDP, reading them averages across processes
+        if not trainer.is_global_zero:
+            return
         row = {"epoch": trainer.current_epoch + 1}
-        row.update({k: round(float(v), 6) for k, v in trainer.callback_metrics.items() if torch.is_tensor(v) and v.numel() == 1})
+        row.update({k: round(float(v), 6) for k, v in metrics.items() if torch.is_tensor(v) and v.numel() == 1})
         row["samples_per_second"] = round(self.samples * trainer.world_size / max(seconds, 1e-9), 1)
         self.rows.append(row)
         self.write_csv()
