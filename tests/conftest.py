@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,10 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 
-@pytest.fixture
-def project_copy(tmp_path: Path) -> Path:
-    """A copy of the project's pipeline files (not data, models or MLflow store) in tmp_path."""
-    dest = tmp_path / "project"
+def copy_project(folder: Path) -> Path:
+    """A copy of the project's pipeline files (not data, models or MLflow store) in ``folder``/project."""
+    dest = folder / "project"
     dest.mkdir()
     for name in ("dvc.yaml", "params.yaml", "conf", ".dvc", ".dvcignore", ".gitignore", "src"):
         src = ROOT / name
@@ -31,14 +31,23 @@ def project_copy(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for running the `cnnrnn` / `dvc` commands of this interpreter's venv, MLflow in tmp_path."""
+def command_env(folder: Path) -> dict[str, str]:
+    """Environment for running the `cnnrnn` / `dvc` commands of this interpreter's venv, MLflow in ``folder``."""
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
     env.pop("DVC_EXP_NAME", None)
     return env
+
+
+@pytest.fixture
+def project_copy(tmp_path: Path) -> Path:
+    return copy_project(tmp_path)
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    return command_env(tmp_path)
 
 
 GIT = ["git", "-c", "user.email=ci@example.com", "-c", "user.name=ci"]
@@ -128,3 +137,27 @@ def fast_dev_run(app: str, params: dict, prepared: Path, model: str) -> None:
     module = parts.make_module(p, datamodule)
     make_trainer(p["train"], prepared.parent / "run", [], fast_dev_run=True, enable_checkpointing=False,
                  enable_progress_bar=False).fit(module, datamodule=datamodule)
+
+
+@dataclass(frozen=True)
+class TinyPipeline:
+    root: Path
+    env: dict[str, str]
+    output: str  # what the one `dvc repro` printed
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
+    """One `dvc repro` of the whole pipeline, every application tiny, in a committed copy of the project.
+
+    Shared by every test that checks a stage's outputs through DVC (each reads; one that changes the project
+    puts back what it changed), so the 38 stages run once per test session.
+    """
+    from cnnrnn.config import compose, write_params
+    from cnnrnn.registry import tiny_overrides
+
+    folder = tmp_path_factory.mktemp("pipeline")
+    root, env = copy_project(folder), command_env(folder)
+    write_params(compose(tiny_overrides(), root), root)
+    commit_all(root, env)
+    return TinyPipeline(root, env, run_ok(["dvc", "repro"], root, env).stdout)

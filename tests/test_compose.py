@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnrnn.config import compose, write_params
+from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
 from conftest import fast_dev_run
@@ -109,16 +109,15 @@ def test_fast_dev_run(params, prepared):
     fast_dev_run("compose", {**params, "models": {"lstm": params["model"]}}, prepared, "lstm")
 
 
-def test_tiny_dvc_repro_generate_and_the_mlflow_model(project_copy, cli_env, tmp_path):
-    write_params(compose(TINY, project_copy), project_copy)
-    subprocess.run(["git", "init", "-q"], cwd=project_copy, check=True)
+def test_tiny_dvc_repro_generate_and_the_mlflow_model(tiny_pipeline, tmp_path):
+    """compose's stages in the session's one tiny `dvc repro`, then generate, predict and the MLflow model."""
+    project_copy, cli_env = tiny_pipeline.root, tiny_pipeline.env
+    assert "compose_evaluate" in tiny_pipeline.output
 
     def run(*cmd, ok=True):
         done = subprocess.run(list(cmd), cwd=project_copy, env=cli_env, capture_output=True, text=True)
         assert (done.returncode == 0) == ok, done.stderr[-3000:]
         return done
-
-    run("dvc", "repro", "compose_evaluate")
     metrics = json.loads((project_copy / "metrics/compose.json").read_text())
     for key in ("test_nll_per_frame", "val_nll_per_frame", "frame_accuracy", "independent_test_nll_per_frame",
                 "repeat_test_nll_per_frame", "lstm_vs_independent_nll_per_frame_difference_ci95_low",

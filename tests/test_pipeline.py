@@ -1,4 +1,5 @@
-"""The whole classify pipeline through real DVC, at a tiny size, in a temporary copy of the project."""
+"""The whole pipeline through real DVC, every application tiny, in a temporary copy of the project (run once: the
+session's ``tiny_pipeline``); each test checks its part of what the one ``dvc repro`` made."""
 
 from __future__ import annotations
 
@@ -12,22 +13,14 @@ import pytest
 
 from cnnrnn.config import compose, write_params
 from cnnrnn.registry import tiny_overrides
-from conftest import commit_all
 from conftest import run_ok as run
 
 # Every application tiny, so that a whole `dvc repro` (report included) stays quick.
 TINY = tiny_overrides()
 
 
-@pytest.fixture
-def tiny_repo(project_copy, cli_env) -> Path:
-    write_params(compose(TINY, project_copy), project_copy)
-    commit_all(project_copy, cli_env)
-    return project_copy
-
-
-def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_repo, cli_env):
-    run(["dvc", "repro"], tiny_repo, cli_env)
+def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_pipeline):
+    tiny_repo, cli_env = tiny_pipeline.root, tiny_pipeline.env
     metrics = json.loads((tiny_repo / "metrics/classify.json").read_text())
     assert {"test_accuracy", "test_macro_f1", "train_seconds", "n_test"} <= set(metrics)
     assert metrics["n_test"] == 1000
@@ -62,11 +55,9 @@ def test_tiny_dvc_repro_writes_metrics_plots_and_a_loadable_mlflow_model(tiny_re
 
 
 @pytest.mark.parametrize("app", ["sentiment", "keyboard"])
-def test_tiny_dvc_repro_of_each_text_app(app, project_copy, cli_env):
+def test_tiny_dvc_repro_of_each_text_app(app, tiny_pipeline):
     """fetch -> prepare -> one train stage per model -> evaluate through DVC; the MLflow model answers strings."""
-    write_params(compose(TINY, project_copy), project_copy)
-    run(["git", "init", "-q"], project_copy, cli_env)
-    out = run(["dvc", "repro", f"{app}_evaluate"], project_copy, cli_env).stdout
+    project_copy, cli_env, out = tiny_pipeline.root, tiny_pipeline.env, tiny_pipeline.output
     models = ("bow", "window", "cnn", "rnn") if app == "sentiment" else ("word", "char")
     assert all(f"{app}_train@{m}" in out for m in models)
     metrics = json.loads((project_copy / f"metrics/{app}.json").read_text())
@@ -94,11 +85,9 @@ def test_tiny_dvc_repro_of_each_text_app(app, project_copy, cli_env):
 
 
 @pytest.mark.parametrize("app", ["detect", "localize"])
-def test_tiny_dvc_repro_of_each_coco_app(app, project_copy, cli_env):
+def test_tiny_dvc_repro_of_each_coco_app(app, tiny_pipeline):
     """fetch -> prepare -> train -> evaluate through DVC; metrics written; the MLflow model loads and predicts."""
-    write_params(compose(TINY, project_copy), project_copy)
-    run(["git", "init", "-q"], project_copy, cli_env)
-    run(["dvc", "repro", f"{app}_evaluate"], project_copy, cli_env)
+    project_copy, cli_env = tiny_pipeline.root, tiny_pipeline.env
     metrics = json.loads((project_copy / f"metrics/{app}.json").read_text())
     expected = {"map", "map_50", "n_test_images", "train_seconds"} if app == "detect" else \
         {"test_accuracy", "mean_iou", "iou50_accuracy", "n_test"}
@@ -116,17 +105,21 @@ def test_tiny_dvc_repro_of_each_coco_app(app, project_copy, cli_env):
     assert "class" in out.columns
 
 
-def test_failed_stage_keeps_earlier_outputs_and_the_mlflow_store(tiny_repo, cli_env):
+def test_failed_stage_keeps_earlier_outputs_and_the_mlflow_store(tiny_pipeline):
     """A broken source fails the fetch with a clear message; the earlier raw data and MLflow runs survive."""
-    run(["dvc", "repro", "classify_evaluate"], tiny_repo, cli_env)
+    tiny_repo, cli_env = tiny_pipeline.root, tiny_pipeline.env
     raw_before = sorted(p.name for p in (tiny_repo / "data/classify/raw").iterdir())
     db = Path(cli_env["MLFLOW_TRACKING_URI"].removeprefix("sqlite:///"))
     db_size = db.stat().st_size
+    committed = (tiny_repo / "params.yaml").read_text()
     params = compose(TINY, tiny_repo)
     params["classify"]["data"]["source"]["files"]["mnist_5k.csv.gz"] = "sha256:" + "0" * 64
     write_params(params, tiny_repo)
-    done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "fetch", "classify"], cwd=tiny_repo, env=cli_env,
-                          capture_output=True, text=True)
+    try:
+        done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "fetch", "classify"], cwd=tiny_repo, env=cli_env,
+                              capture_output=True, text=True)
+    finally:
+        (tiny_repo / "params.yaml").write_text(committed)  # the shared project as it was
     assert done.returncode == 1 and "checksum mismatch" in done.stderr and "Traceback" not in done.stderr
     assert sorted(p.name for p in (tiny_repo / "data/classify/raw").iterdir()) == raw_before
     assert db.stat().st_size == db_size

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnrnn.config import compose, write_params
+from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
 from cnnrnn.stylize.features import centred_gram, evaluation_network
@@ -158,18 +158,17 @@ def test_vgg19_weights_come_through_the_fetch_machinery(file_server, tmp_path):
         load_vgg19_weights(VGG19Features(layout, taps), tmp_path / "junk.pth")
 
 
-def test_tiny_dvc_repro_predict_and_the_mlflow_model(project_copy, cli_env, tmp_path):
-    """fetch -> prepare -> train -> evaluate through DVC; metrics, grid; `cnnrnn predict` writes a styled image and
-    says clearly what is wrong with a bad file; the MLflow model returns styled images."""
-    write_params(compose(TINY, project_copy), project_copy)
-    subprocess.run(["git", "init", "-q"], cwd=project_copy, check=True)
+def test_tiny_dvc_repro_predict_and_the_mlflow_model(tiny_pipeline, tmp_path):
+    """fetch -> prepare -> train -> evaluate through DVC (the session's one tiny `dvc repro`); metrics, grid;
+    `cnnrnn predict` writes a styled image and says clearly what is wrong with a bad file; the MLflow model returns
+    styled images."""
+    project_copy, cli_env = tiny_pipeline.root, tiny_pipeline.env
+    assert "stylize_evaluate" in tiny_pipeline.output
 
     def run(*cmd, ok=True):
         done = subprocess.run(list(cmd), cwd=project_copy, env=cli_env, capture_output=True, text=True)
         assert (done.returncode == 0) == ok, done.stderr[-3000:]
         return done
-
-    run("dvc", "repro", "stylize_evaluate")
     metrics = json.loads((project_copy / "metrics/stylize.json").read_text())
     for key in ("feedforward_style_loss_ratio", "feedforward_content_ssim", "feedforward_color_distance",
                 "optimize_style_loss_ratio", "color_only_style_loss_ratio", "seconds_per_image_512",

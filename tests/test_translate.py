@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cnnrnn.config import compose, write_params
+from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.registry import APPLICATIONS
 from conftest import fast_dev_run
@@ -297,12 +297,10 @@ def test_the_tutorial_zip_comes_from_a_local_server_and_is_filtered_like_the_tut
     assert not list((tmp_path / "raw2").glob("data.zip*"))
 
 
-def test_tiny_dvc_repro_and_the_mlflow_model(project_copy, cli_env):
-    write_params(compose(TINY, project_copy), project_copy)
-    subprocess.run(["git", "init", "-q"], cwd=project_copy, check=True)
-    done = subprocess.run(["dvc", "repro", "translate_evaluate"], cwd=project_copy, env=cli_env, capture_output=True,
-                          text=True)
-    assert done.returncode == 0, done.stderr[-3000:]
+def test_tiny_dvc_repro_and_the_mlflow_model(tiny_pipeline):
+    """translate's stages in the session's one tiny `dvc repro`; the MLflow model translates strings."""
+    project_copy, cli_env = tiny_pipeline.root, tiny_pipeline.env
+    assert "translate_evaluate" in tiny_pipeline.output
     metrics = json.loads((project_copy / "metrics/translate.json").read_text())
     for key in ("bleu", "chrf", "exact_match", "val_bleu", "word_by_word_chrf", "copy_bleu", "greedy_chrf",
                 "seq2seq_vs_word_by_word_chrf_difference", "train_seconds"):
