@@ -150,8 +150,9 @@ class TinyPipeline:
 def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     """One `dvc repro` of the whole pipeline, every application tiny, in a committed copy of the project.
 
-    Shared by every test that checks a stage's outputs through DVC (each reads; one that changes the project
-    puts back what it changed), so the 38 stages run once per test session.
+    Shared by every test that checks a stage's outputs through DVC, so the 37 stages run once per test session. The
+    run is committed (dvc.lock with it). Tests read it; one that changes what others read puts it back (the failed
+    fetch's params.yaml); test_sharing adds and commits a default remote, which no other test reads.
     """
     from cnnrnn.config import compose, write_params
     from cnnrnn.registry import tiny_overrides
@@ -160,4 +161,6 @@ def tiny_pipeline(tmp_path_factory) -> TinyPipeline:
     root, env = copy_project(folder), command_env(folder)
     write_params(compose(tiny_overrides(), root), root)
     commit_all(root, env)
-    return TinyPipeline(root, env, run_ok(["dvc", "repro"], root, env).stdout)
+    output = run_ok(["dvc", "repro"], root, env).stdout
+    commit_all(root, env, "tiny pipeline, run")
+    return TinyPipeline(root, env, output)

@@ -140,8 +140,10 @@ def test_ctrl_c_then_a_kill_resume_and_a_changed_param_starts_over(project_copy,
         run(cnnrnn(stage, "classify"), root, cli_env)
     go = tmp_path / "go"
     env = {**cli_env, "CNNRNN_TEST_PAUSE_AT": "train:epoch:1", "CNNRNN_TEST_PAUSE_FILE": str(go)}
+    # Ctrl-C as a terminal sends it, even where this test runs in the background (which starts it with SIGINT ignored)
     training = subprocess.Popen(cnnrnn("train", "classify"), cwd=root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+                                stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 600
     while not Path(f"{go}.waiting").exists():
         assert training.poll() is None and time.monotonic() < deadline, training.communicate()

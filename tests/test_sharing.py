@@ -24,7 +24,7 @@ def test_after_push_a_fresh_clone_pulls_and_reruns_nothing(tiny_pipeline, tmp_pa
     root, cli_env = tiny_pipeline.root, tiny_pipeline.env
     remote = tmp_path / "remote"
     run(["dvc", "remote", "add", "-f", "-d", "team", str(remote)], root, cli_env)
-    commit_all(root, cli_env, "tiny pipeline, run")
+    commit_all(root, cli_env, "a default remote")
     start = time.perf_counter()
     run(["dvc", "push", "--run-cache"], root, cli_env)
     pushed = time.perf_counter() - start

@@ -51,7 +51,12 @@ def test_two_trainings_logging_at_once_lose_nothing(mlflow_server, project_copy,
     trainings = [subprocess.Popen([sys.executable, "-m", "cnnrnn.cli", "train", "classify"], cwd=root, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for root in (project_copy, teammate)]
-    outputs = [t.communicate(timeout=600) for t in trainings]
+    try:
+        outputs = [t.communicate(timeout=600) for t in trainings]
+    finally:
+        for training in trainings:
+            if training.poll() is None:
+                training.kill()
     assert [t.returncode for t in trainings] == [0, 0], [err[-3000:] for _, err in outputs]
     print(f"two trainings at once: {time.perf_counter() - started:.1f} s")
 

@@ -135,8 +135,9 @@ _APPLICATIONS = (
         name="detect", network="CNN", inputs="images",
         headline="map_50",
         summary="boxes and classes of every object in an image, written and scored as COCO",
-        reference=('Faster R-CNN (VGG-16): 0.732 mAP@0.5 on PASCAL VOC 2007 test, 20 classes of real objects (Ren et al.'
-                   ' 2015). Not the same task: digits on textures are easier.'),
+        reference=('Faster R-CNN (VGG-16), trained on VOC 2007+2012: 0.732 mAP@0.5 (11-point AP) on PASCAL VOC 2007 '
+                   'test, 20 classes of real objects (Ren et al. 2015). Not the same task: digits on textures are '
+                   'easier.'),
         fetch_params=("seed", "data"),  # complete_fetch chooses the COCO subset from data.subset
         evaluate_params=("seed",),
         evaluate_outs=("data/detect/evaluation",),
@@ -166,9 +167,9 @@ _APPLICATIONS = (
         name="stylize", network="CNN", inputs="images",
         headline="feedforward_style_loss_ratio", baseline="color_only_style_loss_ratio",
         summary="the style of one image over the content of another: Gatys' optimization and feed-forward networks",
-        reference=('Johnson et al. 2016: a feed-forward network reaches the loss of 50 to 100 L-BFGS iterations of '
-                   "Gatys' optimization, about 1,000 times faster. Here: the style loss against the photograph's own "
-                   '(lower: more of the style), and the seconds of each method.'),
+        reference=('Johnson et al. 2016: a feed-forward network matches the loss of 50 to 100 L-BFGS iterations of '
+                   "Gatys' optimization and is about 1,000 times faster than 500 of them. Here: the style loss against "
+                   "the photograph's own (lower: more of the style), and the seconds of each method."),
         evaluate_plots=("per_image.csv", "grid.png"),
         metric_prefixes=("feedforward", "optimize", "color_only"),
         curves=("train_style_loss", "train_content_loss", "val_style_loss", "val_content_loss"),
@@ -209,9 +210,9 @@ _APPLICATIONS = (
         name="keyboard", network="RNN", inputs="texts", several_models=True,
         headline="test_perplexity", baseline="ngram_test_perplexity",
         summary="next-word suggestions (word LSTM against a Kneser-Ney n-gram) and text generation (char LSTM)",
-        reference=('LSTM: test perplexity 82.7 (medium) and 78.4 (large) on the Penn Treebank, news text with 10,000 '
-                   "words (Zaremba et al. 2014). Perplexities compare only on one corpus and vocabulary: Shakespeare's "
-                   'here.'),
+        reference=('LSTM: test perplexity 82.7 (medium) and 78.4 (large) on the Penn Treebank, news text with a '
+                   '10,000-word vocabulary (Zaremba et al. 2014). Perplexities compare only on one corpus and '
+                   "vocabulary: Shakespeare's here."),
         evaluate_params=("seed", "models", "baseline"),
         metric_prefixes=("ngram",),
         evaluate_plots=("context_curve.csv", "context_curve.png", "suggestions.csv", "suggestions.png", "ngram_grid.csv",
@@ -269,8 +270,8 @@ _APPLICATIONS = (
         headline="test_nll_per_frame", baseline="repeat_test_nll_per_frame",
         summary="polyphonic music: an LSTM over piano-roll frames (Bach chorales from MIDI) against two baselines",
         reference=('LSTM: 8.67 nats per frame on JSB Chorales, GRU 8.54 (Chung et al. 2014); RNN-NADE 5.56, which models'
-                   " each frame's notes jointly (Boulanger-Lewandowski et al. 2012). The same chorales here, exported "
-                   'from music21.'),
+                   " each frame's notes jointly (Boulanger-Lewandowski et al. 2012). Bach chorales here too, but "
+                   "music21's corpus and another split: close, not the same test."),
         evaluate_params=("seed", "baseline", "generate"),
         evaluate_outs=("data/compose/generated",),
         evaluate_plots=("pieces.csv", "generated.csv", "generated.png"),

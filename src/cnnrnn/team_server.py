@@ -1,6 +1,6 @@
 """A team's MLflow: ``mlflow server`` on a PostgreSQL database, serving the runs' artifacts itself.
 
-    python -m cnnrnn.team_server --data /srv/cnnrnn-runs --host 0.0.0.0 --port 5000
+    python -m cnnrnn.team_server --data /srv/cnnrnn-runs --host 0.0.0.0 --port 5000 --allowed-hosts runs.example.org:5000
 
 starts PostgreSQL from the ``pgserver`` wheel (``pip install -e '.[team]'``; no root, no system package) in
 ``DATA/postgres``, then ``mlflow server --backend-store-uri postgresql+psycopg2://... --artifacts-destination
@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import warnings
 from pathlib import Path
@@ -50,38 +51,52 @@ def start_postgres(folder: Path):
         raise UserError("PostgreSQL for MLflow needs the team extra: pip install -e '.[team]'") from err
     folder.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(folder, cleanup_mode="stop")
-    if "mlflow" not in server.psql("SELECT datname FROM pg_database;"):
+    if "(0 rows)" in server.psql("SELECT 1 FROM pg_database WHERE datname = 'mlflow';"):
         server.psql("CREATE DATABASE mlflow;")
-    socket_dir = server.get_postmaster_info().socket_dir
+    socket_dir = urllib.parse.quote(str(server.get_postmaster_info().socket_dir), safe="/")
     return server, f"postgresql+psycopg2://postgres@/mlflow?host={socket_dir}"
 
 
 def start_mlflow_server(backend_uri: str, artifacts: Path, host: str = "127.0.0.1", port: int | None = None,
-                        log: Path | None = None, timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
-    """``mlflow server`` in its own process group, once ``/health`` answers: (process, its URL)."""
+                        log: Path | None = None, allowed_hosts: str | None = None,
+                        timeout: float = 180.0) -> tuple[subprocess.Popen, str]:
+    """``mlflow server`` in its own process group, once ``/health`` answers: (process, its URL).
+
+    ``allowed_hosts``: the names teammates reach it by (MLflow answers 403 to any Host header but localhost and
+    private addresses unless listed), e.g. ``runs.example.org,runs.example.org:5000``.
+    """
     port = port or free_port()
     artifacts.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", backend_uri,
                "--artifacts-destination", str(artifacts), "--host", host, "--port", str(port), "--workers", "1"]
-    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the server keeps writing to it)
-    process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, stdout=output, stderr=output,
-                               stdin=subprocess.DEVNULL, start_new_session=True)
+    if allowed_hosts:
+        command += ["--allowed-hosts", allowed_hosts]
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 (the server inherits it)
+    try:
+        process = subprocess.Popen(command, env={**os.environ, **SERVER_ENV}, stdout=output, stderr=output,
+                                   stdin=subprocess.DEVNULL, start_new_session=True)
+    finally:
+        if log:
+            output.close()
     url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     deadline = time.monotonic() + timeout
-    while True:
-        if process.poll() is not None:
-            raise UserError(f"mlflow server stopped at start (exit {process.returncode})"
-                            + (f"; its log: {log}" if log else ""))
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return process, url
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            stop(process)
-            raise UserError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
-        time.sleep(0.2)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise UserError(f"mlflow server stopped at start (exit {process.returncode})"
+                                + (f"; its log: {log}" if log else ""))
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=2) as answer:
+                    if answer.status == 200:
+                        return process, url
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise UserError(f"mlflow server did not answer on {url} within {timeout:.0f} s")
+            time.sleep(0.2)
+    except BaseException:  # an error, Ctrl-C or SIGTERM while waiting: no server left behind in its own session
+        stop(process)
+        raise
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -132,16 +147,22 @@ def round_trips(url: str, writers: int = 2, values: int = 200) -> dict:
     context = multiprocessing.get_context("spawn")
     ready, go, results = context.Semaphore(0), context.Event(), context.Queue()
     with tempfile.TemporaryDirectory() as folder:
-        processes = [context.Process(target=_write, args=(url, experiment_id, values, folder, ready, go, results))
-                     for _ in range(writers)]
-        for process in processes:
-            process.start()
-        for _ in processes:
-            ready.acquire()  # every writer has imported mlflow
-        go.set()
-        done = [results.get(timeout=600) for _ in processes]
-        for process in processes:
-            process.join()
+        processes = [context.Process(target=_write, args=(url, experiment_id, values, folder, ready, go, results),
+                                     daemon=True) for _ in range(writers)]
+        try:
+            for process in processes:
+                process.start()
+            for _ in processes:
+                if not ready.acquire(timeout=300):  # every writer has imported mlflow
+                    raise UserError("a writer of the round-trip benchmark did not start")
+            go.set()
+            done = [results.get(timeout=600) for _ in processes]
+            for process in processes:
+                process.join(60)
+        finally:
+            for process in processes:
+                if process.is_alive():
+                    process.terminate()
     lost = sum(values - len(client.get_metric_history(d["run_id"], "loss")) for d in done)
     milliseconds = np.array([s for d in done for s in d["metric_seconds"]]) * 1000
     return {"writers": writers, "values_per_writer": values, "values_lost": int(lost),
@@ -155,17 +176,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="folder of the database (postgres/) and artifacts")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--allowed-hosts", default=None, metavar="NAMES",
+                        help="host names teammates use, comma-separated (MLflow refuses other than localhost and "
+                             "private addresses), e.g. runs.example.org,runs.example.org:5000")
     parser.add_argument("--bench", type=int, metavar="WRITERS", default=0,
                         help="start, time the round trips of WRITERS processes logging at once, print JSON, stop")
     parser.add_argument("--output", type=Path, help="--bench: also write the JSON here")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops both servers too (the cleanups below)
     try:
         postgres, backend = start_postgres(args.data.resolve() / "postgres")
-        server, url = start_mlflow_server(backend, args.data.resolve() / "artifacts", args.host, args.port,
-                                          log=args.data / "mlflow-server.log")
     except UserError as err:
         print(f"cnnrnn: {err}", file=sys.stderr)
         return 1
+    try:
+        server, url = start_mlflow_server(backend, args.data.resolve() / "artifacts", args.host, args.port,
+                                          log=args.data / "mlflow-server.log", allowed_hosts=args.allowed_hosts)
+    except UserError as err:
+        postgres.cleanup()
+        print(f"cnnrnn: {err}", file=sys.stderr)
+        return 1
+    except BaseException:
+        postgres.cleanup()
+        raise
     if args.bench:
         try:
             import json
@@ -181,7 +214,6 @@ def main(argv: list[str] | None = None) -> int:
             postgres.cleanup()
         return 0
     print(f"MLflow on PostgreSQL: MLFLOW_TRACKING_URI={url} (log: {args.data / 'mlflow-server.log'}); Ctrl-C stops it")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # `kill` stops both servers too (the finally below)
     try:
         server.wait()
     except KeyboardInterrupt:

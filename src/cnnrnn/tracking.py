@@ -101,7 +101,11 @@ def configure(root: Path, app: str):
             # A local store keeps its artifacts beside it; a tracking server chooses its own location.
             local = uri.startswith(("sqlite:", "file:")) or "://" not in uri
             location = (store_root(root) / "mlruns" / app).as_uri() if local else None
-            mlflow.create_experiment(app, artifact_location=location)
+            try:
+                mlflow.create_experiment(app, artifact_location=location)
+            except mlflow.exceptions.MlflowException as err:  # another stage made it first (two trainings at once)
+                if err.error_code != "RESOURCE_ALREADY_EXISTS" and mlflow.get_experiment_by_name(app) is None:
+                    raise
         mlflow.set_experiment(app)
     except Exception as err:  # MLflow raises many types for an unusable store; all mean the same to a user
         raise UserError(f"MLflow tracking store {uri} is unusable ({type(err).__name__}: {str(err).splitlines()[0]}); "
