@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnnrnn.team_server", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder of the database (postgres/) and artifacts")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--port", type=int, default=5000, help="port to listen on (default 5000)")
     parser.add_argument("--allowed-hosts", default=None, metavar="NAMES",
                         help="host names teammates use, comma-separated (MLflow refuses other than localhost and "
                              "private addresses), e.g. runs.example.org,runs.example.org:5000")
