@@ -87,10 +87,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, metavar="NAME",
                    help="for applications with several models: which (default: evaluate.primary_model)")
     p.add_argument("--alias", default="champion", help="the alias to set (default champion)")
-    sub.add_parser("report", help="write reports/report.md from every application's metrics and pictures",
+    sub.add_parser("report", help="write reports/report.md and reports/index.html from every application's metrics and pictures",
                    description="Collect every application's metrics (metrics/*.json), per-class tables and "
                                "pictures (plots/APP/) into one Markdown page, reports/report.md, with each "
-                               "quality bar its issue names next to the measured value. The last stage of dvc.yaml.")
+                               "quality bar its issue names next to the measured value, and the same as one "
+                               "self-contained web page, reports/index.html, led by the CNN-vs-RNN comparison. "
+                               "The last stage of dvc.yaml.")
 
     p = sub.add_parser("predict", help="run a trained model on your own inputs",
                        description="classify: print the top-3 classes with probabilities for each image file "

@@ -31,16 +31,21 @@ class AppPaths:
         return self.root / "models" / self.app
 
     @property
+    def written_under(self) -> Path:
+        """The folder that ``metrics``, ``plots`` and :meth:`output` are in: the project root (see :class:`StagedPaths`)."""
+        return self.root
+
+    @property
     def metrics(self) -> Path:
-        return self.root / "metrics" / f"{self.app}.json"
+        return self.written_under / "metrics" / f"{self.app}.json"
 
     @property
     def plots(self) -> Path:
-        return self.root / "plots" / self.app
+        return self.written_under / "plots" / self.app
 
     def output(self, relative: str) -> Path:
         """Where a stage writes its output ``<root>/<relative>`` (a DVC ``outs`` entry such as ``data/compose/generated``)."""
-        return self.root / relative
+        return self.written_under / relative
 
 
 @dataclass(frozen=True)
@@ -51,15 +56,8 @@ class StagedPaths(AppPaths):
     staging: Path = Path(".")
 
     @property
-    def metrics(self) -> Path:
-        return self.staging / "metrics" / f"{self.app}.json"
-
-    @property
-    def plots(self) -> Path:
-        return self.staging / "plots" / self.app
-
-    def output(self, relative: str) -> Path:
-        return self.staging / relative
+    def written_under(self) -> Path:
+        return self.staging
 
 
 @dataclass(frozen=True)
@@ -75,7 +73,7 @@ class ModelPaths(AppPaths):
 
     @property
     def plots(self) -> Path:
-        return self.root / "plots" / self.app / self.model
+        return self.written_under / "plots" / self.app / self.model
 
 
 def model_names(params: dict[str, Any]) -> list[str]:

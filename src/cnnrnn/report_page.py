@@ -40,11 +40,11 @@ nav a { margin-right: .8rem; } .missed { color: #b00020; font-weight: 600; }
 
 
 def inline(text: str) -> str:
-    """Escaped text with the report's inline Markdown: ``code`` and **bold**."""
+    """Escaped text with the report's inline Markdown: ``code``, **bold** and links within the page."""
     text = html.escape(text, quote=False)
     text = re.sub(r"`([^`]+)`", r"<code>\1</code>", text)
     text = re.sub(r"\*\*([^*]+)\*\*", r'<strong class="missed">\1</strong>', text)
-    return text
+    return re.sub(r"\[([^\]]+)\]\((#[\w-]+)\)", r'<a href="\2">\1</a>', text)  # [text](#anchor): within the page
 
 
 def cells(row: str) -> list[str]:
@@ -123,9 +123,10 @@ def comparison_markdown(root: Path) -> list[str]:
                 continue
             bar = row["bar"].replace("missed", "**missed**")
             bars_met = row["bars met"].replace("missed", "**missed**")
-            lines.append(f"| {network} | [{app.name}] | {app.summary} | `{row['headline']}` | {row['measured [95% interval]']} "
-                         f"| {row['baseline']} | {bar} | {bars_met} | {app.reference} | "
-                         + ", ".join(f"[[{picture_id(p)}]]" for p in sorted((root / "plots" / app.name).glob("*.png"))) + " |")
+            pictures = ", ".join(f"[{p.stem}](#{picture_id(p)})" for p in sorted((root / "plots" / app.name).glob("*.png")))
+            lines.append(f"| {network} | [{app.name}](#{app.name}) | {app.summary} | `{row['headline']}` "
+                         f"| {row['measured [95% interval]']} | {row['baseline']} | {bar} | {bars_met} | {app.reference} "
+                         f"| {pictures} |")
     lines.append("")
     path = root / "metrics" / f"{WORD_ORDER_APP}.json"
     if path.is_file():
@@ -156,6 +157,4 @@ def write_page(root: Path, report_markdown: str) -> Path:
         markdown_to_html(comparison, reports),
         markdown_to_html(body, reports),
         "</body>", "</html>", ""])
-    page = re.sub(r"<td>\[(\w+)\]</td>", r'<td><a href="#\1">\1</a></td>', page)  # [app] links to its section
-    page = re.sub(r"\[\[(\w+)-(\w+)\]\]", r'<a href="#\1-\2">\2</a>', page)  # [[app-picture]] to the picture
     return write_text_atomically(reports / "index.html", page)
