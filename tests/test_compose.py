@@ -105,8 +105,39 @@ def test_measures_of_generated_music():
     assert 0 < held["nll_per_frame"] < 88 * np.log(2) and 0 < held["frame_accuracy"] <= 1
 
 
-def test_fast_dev_run(params, prepared):
-    fast_dev_run("compose", {**params, "models": {"lstm": params["model"]}}, prepared, "lstm")
+@pytest.mark.parametrize("frame_output", ["independent", "nade"])
+def test_fast_dev_run(params, prepared, frame_output):
+    model = {**params["model"], "frame_output": frame_output, "nade_units": 8}
+    fast_dev_run("compose", {**params, "model": model, "models": {"lstm": model}}, prepared, "lstm")
+
+
+def test_nade_frame_output_is_one_distribution_over_whole_frames_and_draws_what_it_scores():
+    """RNN-NADE: each pitch's logit depends on the pitches below it only, the probabilities of all 2^P frames sum
+    to 1 (so the summed BCE is an exact NLL), and drawing pitch by pitch uses the same conditionals."""
+    import itertools
+
+    import torch
+
+    from cnnrnn.compose.network import FrameLSTM, most_likely_frames
+
+    torch.manual_seed(0)
+    pitches = 6
+    model = FrameLSTM({"hidden": 8, "layers": 1, "dropout": 0.0, "frame_output": "nade", "nade_units": 4}, pitches).eval()
+    history = (torch.rand(1, 3, pitches) < 0.4).float()
+    frames = torch.tensor(list(itertools.product([0.0, 1.0], repeat=pitches)))  # every possible 4th frame
+    rolls = torch.cat([history.expand(len(frames), -1, -1), frames[:, None]], dim=1)
+    with torch.no_grad():
+        logits, _ = model(rolls)
+    nll = torch.nn.functional.binary_cross_entropy_with_logits(logits[:, -1], frames, reduction="none").sum(1)
+    assert torch.exp(-nll.double()).sum().item() == pytest.approx(1.0, abs=1e-5)
+    flipped = rolls.clone()
+    flipped[:, -1, 3:] = 1 - flipped[:, -1, 3:]
+    assert torch.allclose(model(flipped)[0][:, -1, :4], logits[:, -1, :4])  # pitch 3 sees pitches 0-2 only
+    hidden, _ = model.recur(model.shifted(rolls[:1]))
+    seen = []
+    model.draw(hidden[0], lambda logit: seen.append(logit) or rolls[0, :, len(seen) - 1])  # forced: the true pitches
+    assert torch.allclose(torch.stack(seen, 1), logits[0], atol=1e-5)
+    assert most_likely_frames(model, rolls[0]).shape == (4, pitches)
 
 
 def test_tiny_dvc_repro_generate_and_the_mlflow_model(tiny_pipeline, tmp_path):

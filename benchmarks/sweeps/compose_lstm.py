@@ -29,15 +29,20 @@ from standalone_grid import add_rows, grid_points  # noqa: E402
 TABLE = ROOT / "benchmarks" / "sweeps" / "compose.csv"
 
 
-def run_point(point: dict, prepared: str, threads: int) -> dict:
+def run_point(point: dict, prepared: str, threads: int, pinned: bool = True) -> dict:
+    import yaml
+
+    from cnnrnn.reproducibility import pin_numerics
+
+    params_file = yaml.safe_load((ROOT / "params.yaml").read_text())
+    # The pipeline's instruction-set pins (params.yaml runtime) before torch loads: they decide the speed too
+    # (the AVX2 pin makes the LSTM about 1.5x slower on an AVX-512 machine), and the time bar is the pipeline's.
+    pin_numerics({**(params_file["runtime"] if pinned else {}), "threads": threads})
     import pytorch_lightning as pl
     import torch
-    import yaml
 
     from cnnrnn.compose.model import make_datamodule, make_module
 
-    torch.set_num_threads(threads)
-    params_file = yaml.safe_load((ROOT / "params.yaml").read_text())
     params = {**params_file["compose"], "seed": params_file["seed"]}
     params["model"] = {**params["model"], **{k: v for k, v in point.items() if k in params["model"]}}
     params["train"] = {**params["train"], **{k: v for k, v in point.items() if k in params["train"]}}
@@ -62,7 +67,8 @@ def run_point(point: dict, prepared: str, threads: int) -> dict:
     row = {**point, "val_nll_per_frame": round(float(trainer.callback_metrics["val_loss"]), 4),
            "best_val_nll_per_frame": round(best["val"], 4), "best_epoch": best["epoch"],
            "train_nll_per_frame": round(float(trainer.callback_metrics["train_loss"]), 4),
-           "train_seconds": round(time.perf_counter() - start, 1), "device": device}
+           "train_seconds": round(time.perf_counter() - start, 1), "device": device,
+           "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
     print(json.dumps(row), flush=True)
     return row
 
@@ -73,11 +79,14 @@ def main() -> None:
     parser.add_argument("--prepared", default=str(ROOT / "data" / "compose" / "prepared"))
     parser.add_argument("--parallel", type=int, default=1, help="points trained at once (one process each)")
     parser.add_argument("--output", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="leave the instruction set to the machine (default: params.yaml's runtime pins)")
     args = parser.parse_args()
     points = grid_points(args.grid)
     threads = max(1, (os.cpu_count() or 2) // args.parallel)
     with ProcessPoolExecutor(args.parallel, mp_context=multiprocessing.get_context("spawn")) as pool:
-        rows = list(pool.map(run_point, points, [args.prepared] * len(points), [threads] * len(points)))
+        rows = list(pool.map(run_point, points, [args.prepared] * len(points), [threads] * len(points),
+                             [not args.unpinned] * len(points)))
     if args.output:
         Path(args.output).write_text(json.dumps(rows, indent=2) + "\n")
     print(add_rows(TABLE, rows).sort_values("val_nll_per_frame").to_string(index=False))

@@ -43,7 +43,7 @@ def rolls(paths: AppPaths, split: str) -> tuple[list[str], list[np.ndarray]]:
 def split_scores(model: LoadedComposer, pieces: list[np.ndarray], frequencies: np.ndarray,
                  repeat_weight: float) -> dict[str, list[dict[str, float]]]:
     """Per piece scores of every predictor."""
-    return {"lstm": [piece_scores(r, model.probabilities(r)) for r in pieces],
+    return {"lstm": [model.scores(r) for r in pieces],
             "independent": [piece_scores(r, independent_probabilities(r, frequencies)) for r in pieces],
             "repeat": [piece_scores(r, repeat_probabilities(r, frequencies, repeat_weight)) for r in pieces]}
 

@@ -36,13 +36,15 @@ def repeat_probabilities(roll: np.ndarray, frequencies: np.ndarray, weight: floa
     return weight * previous + (1 - weight) * frequencies
 
 
-def piece_scores(roll: np.ndarray, probabilities: np.ndarray) -> dict[str, float]:
+def piece_scores(roll: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray | None = None) -> dict[str, float]:
     """One piece: ``nll`` (summed over frames and pitches), ``frames``, and the frame-accuracy counts ``tp``,
-    ``fp``, ``fn`` of predicting a pitch on where its probability is above 0.5."""
+    ``fp``, ``fn`` of the ``predicted`` frames (default: a pitch on where its probability is above 0.5).
+    ``probabilities``: of each pitch given whatever the predictor conditions on (for a NADE output, the true
+    pitches below it), so the summed NLL is exact; such a predictor passes its own ``predicted`` frames."""
     p = np.clip(np.asarray(probabilities, dtype=np.float64), EPS, 1 - EPS)
     y = np.asarray(roll, dtype=np.float64)
     nll = -(y * np.log(p) + (1 - y) * np.log1p(-p)).sum()
-    predicted = p > 0.5
+    predicted = p > 0.5 if predicted is None else np.asarray(predicted, dtype=bool)
     on = y > 0.5
     return {"nll": float(nll), "frames": float(len(y)), "tp": float((predicted & on).sum()),
             "fp": float((predicted & ~on).sum()), "fn": float((~predicted & on).sum())}

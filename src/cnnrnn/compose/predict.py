@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from cnnrnn.compose.midi_files import NotMidi, read_roll, write_midi
-from cnnrnn.compose.network import FrameLSTM, sample
+from cnnrnn.compose.network import FrameLSTM, most_likely_frames, sample
 from cnnrnn.errors import UserError
 from cnnrnn.model_file import read_model_file, rebuild
 
@@ -47,9 +47,20 @@ class LoadedComposer:
 
     @torch.no_grad()
     def probabilities(self, roll: np.ndarray) -> np.ndarray:
-        """(T, P) the model's probability of each pitch in each frame, given the frames before it."""
+        """(T, P) the model's probability of each pitch in each frame, given the frames before it (and, for a
+        ``nade`` frame output, the true pitches below it in its frame): their log-likelihoods sum to the piece's."""
         logits, _ = self.network(torch.from_numpy(np.asarray(roll, dtype=np.float32))[None])
         return torch.sigmoid(logits[0]).numpy()
+
+    def predictions(self, roll: np.ndarray) -> np.ndarray:
+        """(T, P) bool: each frame the model finds most likely given the true frames before it (frame accuracy)."""
+        return most_likely_frames(self.network, torch.from_numpy(np.asarray(roll, dtype=np.uint8))).numpy()
+
+    def scores(self, roll: np.ndarray) -> dict[str, float]:
+        """:func:`piece_scores` of one piece: its exact NLL and the frame-accuracy counts of :meth:`predictions`."""
+        from cnnrnn.compose.measures import piece_scores
+
+        return piece_scores(roll, self.probabilities(roll), self.predictions(roll))
 
     def frames_for(self, bars: int) -> int:
         return bars * self.defaults["beats_per_bar"] * self.steps_per_quarter
@@ -95,10 +106,10 @@ def wav_bytes(midi_bytes: bytes, sample_rate: int = 16000) -> bytes:
 
 def describe(model: LoadedComposer, path, top=None, as_json: bool = False, output=None) -> str:
     """``cnnrnn predict compose piece.mid``: the NLL per frame the model gives the piece."""
-    from cnnrnn.compose.measures import piece_scores, totals
+    from cnnrnn.compose.measures import totals
 
     roll = model.read(path)
-    figures = totals([piece_scores(roll, model.probabilities(roll))])
+    figures = totals([model.scores(roll)])
     answer = {"file": str(path), "frames": len(roll), "nll_per_frame": round(figures["nll_per_frame"], 3),
               "frame_accuracy": round(figures["frame_accuracy"], 3)}
     if as_json:
