@@ -53,7 +53,9 @@ class LoadedComposer:
         return torch.sigmoid(logits[0]).numpy()
 
     def predictions(self, roll: np.ndarray) -> np.ndarray:
-        """(T, P) bool: each frame the model finds most likely given the true frames before it (frame accuracy)."""
+        """(T, P) bool: each frame the model predicts from the true frames before it, a pitch on where its probability
+        is above 0.5 (with a NADE output: greedily, pitch by pitch from the lowest, given the pitches it predicted
+        below): the frames Bay et al.'s frame accuracy counts."""
         return most_likely_frames(self.network, torch.from_numpy(np.asarray(roll, dtype=np.uint8))).numpy()
 
     def scores(self, roll: np.ndarray) -> dict[str, float]:
