@@ -118,7 +118,7 @@ def test_nade_frame_output_is_one_distribution_over_whole_frames_and_draws_what_
 
     import torch
 
-    from cnnrnn.compose.network import FrameLSTM, most_likely_frames
+    from cnnrnn.compose.network import FrameLSTM, predicted_frames
 
     torch.manual_seed(0)
     pitches = 6
@@ -137,7 +137,11 @@ def test_nade_frame_output_is_one_distribution_over_whole_frames_and_draws_what_
     seen = []
     model.draw(hidden[0], lambda logit: seen.append(logit) or rolls[0, :, len(seen) - 1])  # forced: the true pitches
     assert torch.allclose(torch.stack(seen, 1), logits[0], atol=1e-5)
-    assert most_likely_frames(model, rolls[0]).shape == (4, pitches)
+    assert predicted_frames(model, rolls[0]).shape == (4, pitches)
+    with pytest.raises(UserError, match="nade_units"):
+        FrameLSTM({"hidden": 8, "layers": 1, "dropout": 0.0, "frame_output": "nade", "nade_units": None}, pitches)
+    with pytest.raises(UserError, match="frame_output"):
+        FrameLSTM({"hidden": 8, "layers": 1, "dropout": 0.0, "frame_output": "made"}, pitches)
 
 
 def test_tiny_dvc_repro_generate_and_the_mlflow_model(tiny_pipeline, tmp_path):

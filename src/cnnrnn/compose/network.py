@@ -23,6 +23,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from cnnrnn.errors import UserError
+
 FRAME_OUTPUTS = ("independent", "nade")
 
 
@@ -78,7 +80,10 @@ class FrameLSTM(nn.Module):
         self.pitches = pitches
         self.frame_output = cfg.get("frame_output", "independent")  # model files written before nade: independent
         if self.frame_output not in FRAME_OUTPUTS:
-            raise ValueError(f"compose.model.frame_output = {self.frame_output!r}: expected one of {FRAME_OUTPUTS}")
+            raise UserError(f"compose.model.frame_output is {self.frame_output!r}; use {' or '.join(FRAME_OUTPUTS)}")
+        units = cfg.get("nade_units")
+        if self.frame_output == "nade" and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
+            raise UserError(f"compose.model.nade_units is {units!r}; frame_output nade needs a whole number >= 1")
         self.input = nn.Linear(pitches, cfg["hidden"])
         self.lstm = nn.LSTM(cfg["hidden"], cfg["hidden"], cfg["layers"], batch_first=True,
                             dropout=cfg["dropout"] if cfg["layers"] > 1 else 0.0)
@@ -104,9 +109,10 @@ class FrameLSTM(nn.Module):
 
 
 @torch.no_grad()
-def most_likely_frames(model: FrameLSTM, roll: torch.Tensor) -> torch.Tensor:
+def predicted_frames(model: FrameLSTM, roll: torch.Tensor) -> torch.Tensor:
     """(T, P) bool: each frame predicted from the true frames before it, every pitch on where its probability is
-    above 0.5 (for ``nade``, given the pitches predicted below it, not the true ones): Bay et al.'s frame accuracy."""
+    above 0.5 (for ``nade``, greedily from the lowest pitch, given the pitches predicted below it, not the true
+    ones): the frames Bay et al.'s frame accuracy counts."""
     model.eval()
     hidden, _ = model.recur(model.shifted(roll[None].float()))
     return model.draw(hidden[0], lambda logits: (logits > 0).float()).bool()

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from cnnrnn.compose.midi_files import NotMidi, read_roll, write_midi
-from cnnrnn.compose.network import FrameLSTM, most_likely_frames, sample
+from cnnrnn.compose.measures import piece_scores, totals
+from cnnrnn.compose.network import FrameLSTM, predicted_frames, sample
 from cnnrnn.errors import UserError
 from cnnrnn.model_file import read_model_file, rebuild
 
@@ -56,12 +57,10 @@ class LoadedComposer:
         """(T, P) bool: each frame the model predicts from the true frames before it, a pitch on where its probability
         is above 0.5 (with a NADE output: greedily, pitch by pitch from the lowest, given the pitches it predicted
         below): the frames Bay et al.'s frame accuracy counts."""
-        return most_likely_frames(self.network, torch.from_numpy(np.asarray(roll, dtype=np.uint8))).numpy()
+        return predicted_frames(self.network, torch.from_numpy(np.asarray(roll, dtype=np.uint8))).numpy()
 
     def scores(self, roll: np.ndarray) -> dict[str, float]:
         """:func:`piece_scores` of one piece: its exact NLL and the frame-accuracy counts of :meth:`predictions`."""
-        from cnnrnn.compose.measures import piece_scores
-
         return piece_scores(roll, self.probabilities(roll), self.predictions(roll))
 
     def frames_for(self, bars: int) -> int:
@@ -108,8 +107,6 @@ def wav_bytes(midi_bytes: bytes, sample_rate: int = 16000) -> bytes:
 
 def describe(model: LoadedComposer, path, top=None, as_json: bool = False, output=None) -> str:
     """``cnnrnn predict compose piece.mid``: the NLL per frame the model gives the piece."""
-    from cnnrnn.compose.measures import totals
-
     roll = model.read(path)
     figures = totals([model.scores(roll)])
     answer = {"file": str(path), "frames": len(roll), "nll_per_frame": round(figures["nll_per_frame"], 3),
