@@ -45,6 +45,58 @@ def test_centred_gram_on_a_hand_checked_tensor():
     assert torch.equal(centred_gram(features + torch.tensor([5.0, -1.0]).view(1, 2, 1, 1)), centred_gram(features))
 
 
+def test_sliced_colour_loss_sees_colours_not_places():
+    from cnnrnn.stylize.optimize import colour_projections, sliced_colour_loss
+
+    generator = torch.Generator().manual_seed(0)
+    style = torch.rand(3, 8, 8, generator=generator)
+    shuffled = style.flatten(1)[:, torch.randperm(64, generator=generator)].reshape(3, 8, 8)
+    target = colour_projections(style)
+    assert float(sliced_colour_loss(shuffled[None], target)) < 1e-12  # the same colours elsewhere: no loss
+    assert float(sliced_colour_loss(style.flip(0)[None], target)) > 1e-3  # red and blue swapped: a loss
+    grey = style[:1].expand(3, -1, -1)
+    tinted = (grey + torch.tensor([0.1, 0.0, -0.1]).view(3, 1, 1)).clamp(0, 1)
+    assert float(sliced_colour_loss(tinted[None], colour_projections(grey))) > 1e-3  # a grey style stays grey
+
+
+def test_style_network_noise_is_fresh_in_training_and_fixed_in_eval():
+    from cnnrnn.stylize.network import build_style_network
+
+    torch.manual_seed(0)
+    network = build_style_network({"channels": [4, 4, 4], "residual_blocks": 1, "noise_channels": 2})
+    torch.nn.init.normal_(network.up[-1][1].weight, std=0.1)  # not the identity any more
+    image = torch.rand(1, 3, 18, 22)
+    network.eval()
+    with torch.no_grad():
+        first, again = network(image), network(image)
+        assert first.shape == image.shape and torch.equal(first, again)  # styling is deterministic
+        network.train()
+        assert not torch.equal(network(image), network(image))  # training sees new noise each time
+    plain = build_style_network({"channels": [4, 4, 4], "residual_blocks": 1})  # older model files: no noise
+    assert plain.noise_channels == 0 and plain.down[0][1].in_channels == 3
+
+
+def test_colour_jitter_keeps_a_crop_an_image():
+    from cnnrnn.stylize.crops import colour_jitter
+
+    crop = torch.rand(3, 16, 16, generator=torch.Generator().manual_seed(1))
+    jittered = colour_jitter(crop, torch.Generator().manual_seed(2))
+    assert jittered.shape == crop.shape and 0 <= float(jittered.min()) and float(jittered.max()) <= 1
+    assert torch.equal(jittered, colour_jitter(crop, torch.Generator().manual_seed(2)))  # seeded
+    assert not torch.equal(jittered, crop)
+
+
+def test_the_feed_forward_loss_changes_only_what_train_loss_names(params):
+    from cnnrnn.stylize.model import training_loss_cfg
+
+    changed = {**params, "train": {**params["train"], "loss": {"gram": "centred", "colour_weight": 5.0, "style_weight": None}}}
+    cfg = training_loss_cfg(changed)
+    assert (cfg["gram"], cfg["colour_weight"]) == ("centred", 5.0)
+    assert cfg["style_weight"] == params["loss"]["style_weight"] and cfg["network"] == params["loss"]["network"]  # null: as stylize.loss
+    with pytest.raises(UserError, match="stylize.train.loss.network"):
+        training_loss_cfg({**params, "train": {**params["train"], "loss": {"network": "vgg19"}}})
+
+
 def test_the_colour_only_image_fails_the_style_bar(params, prepared):
     """Test 1 of issue 10: a test photograph given only the colour style's histogram stays ~1.0 (bar: <= 0.25)."""
     from cnnrnn.stylize.measures import color_distance, match_histograms, style_loss_ratio

@@ -1,4 +1,5 @@
-"""Batches of content crops for the style networks: random crops, flips and scales of the training photographs.
+"""Batches of content crops for the style networks: random crops, flips and scales of the training photographs,
+their colours varied where ``augment`` is ``colour``.
 
 An epoch is ``crops_per_epoch`` crops drawn with the global (seeded) torch generator. Validation uses
 fixed crops of the validation photographs (the same every epoch), so its losses form a curve.
@@ -13,19 +14,25 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from cnnrnn.stylize.crops import random_crop
+from cnnrnn.stylize.crops import colour_jitter, random_crop
 
 
 class RandomCrops(Dataset):
-    def __init__(self, images: list[torch.Tensor], count: int, side: int, scales: tuple[float, float]):
-        self.images, self.count, self.side, self.scales = images, count, side, scales
+    def __init__(self, images: list[torch.Tensor], count: int, side: int, scales: tuple[float, float],
+                 augment: str = "none"):
+        if augment not in ("none", "colour"):
+            from cnnrnn.errors import UserError
+
+            raise UserError(f"stylize.train.augment {augment!r}: choose none or colour")
+        self.images, self.count, self.side, self.scales, self.augment = images, count, side, scales, augment
 
     def __len__(self) -> int:
         return self.count
 
     def __getitem__(self, index: int) -> torch.Tensor:
         image = self.images[int(torch.randint(len(self.images), ()))]
-        return (random_crop(image, self.side, self.scales),)
+        crop = random_crop(image, self.side, self.scales)
+        return (colour_jitter(crop) if self.augment == "colour" else crop,)
 
 
 class FixedCrops(Dataset):
@@ -61,7 +68,8 @@ class ContentCrops(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         cfg = self.cfg
-        crops = RandomCrops(self.splits["train"]["images"], cfg["crops_per_epoch"], cfg["crop_side"], tuple(cfg["scales"]))
+        crops = RandomCrops(self.splits["train"]["images"], cfg["crops_per_epoch"], cfg["crop_side"], tuple(cfg["scales"]),
+                            cfg.get("augment", "none"))
         return DataLoader(crops, batch_size=cfg["batch_size"], shuffle=False, num_workers=cfg["num_workers"],
                           persistent_workers=cfg["num_workers"] > 0)
 

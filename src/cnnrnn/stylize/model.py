@@ -21,11 +21,7 @@ from cnnrnn.stylize.datamodule import ContentCrops
 from cnnrnn.stylize.features import level_distances
 from cnnrnn.stylize.loss_network import build_loss_network
 from cnnrnn.stylize.network import build_style_network
-from cnnrnn.stylize.optimize import transfer_losses
-
-
-def loss_weights(loss_cfg: dict[str, Any]) -> dict[str, float]:
-    return {k: float(loss_cfg[k]) for k in ("content_weight", "style_weight", "tv_weight")}
+from cnnrnn.stylize.optimize import colour_projections, loss_weights, transfer_losses
 
 
 class StyleTransfer(pl.LightningModule):
@@ -47,6 +43,7 @@ class StyleTransfer(pl.LightningModule):
                 grams, _ = loss_levels(image.float().div(255)[None])
                 for level, gram in enumerate(grams):
                     self.register_buffer(f"target_{name}_{level}", gram)
+                self.register_buffer(f"colours_{name}", colour_projections(image.float().div(255)), persistent=False)
 
     def targets(self, name: str) -> list[torch.Tensor]:
         return [getattr(self, f"target_{name}_{level}") for level in range(len(self.levels.style_levels))]
@@ -62,7 +59,7 @@ class StyleTransfer(pl.LightningModule):
             targets = self.targets(name)
             content_distances = level_distances(content_grams, [t.expand_as(g) for t, g in zip(targets, content_grams)])
             losses = transfer_losses(self.levels, network(crops), content_features, content_distances, targets,
-                                     self.weights)
+                                     self.weights, getattr(self, f"colours_{name}"))
             for key, value in losses.items():
                 totals[key] = totals.get(key, 0) + value
                 totals[f"{name}_{key}"] = value
@@ -74,6 +71,7 @@ class StyleTransfer(pl.LightningModule):
         self.log("train_loss", losses["total"], on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_style_loss", losses["style"] / n, on_step=False, on_epoch=True, prog_bar=True)
         self.log("train_content_loss", losses["content"] / n, on_step=False, on_epoch=True, prog_bar=True)
+        self.log("train_colour_loss", losses["colour"] / n, on_step=False, on_epoch=True)
         return losses["total"]
 
     def validation_step(self, batch, batch_idx):
@@ -82,6 +80,7 @@ class StyleTransfer(pl.LightningModule):
         self.log("val_loss", losses["total"], on_epoch=True, prog_bar=True)
         self.log("val_style_loss", losses["style"] / n, on_epoch=True)
         self.log("val_content_loss", losses["content"] / n, on_epoch=True)
+        self.log("val_colour_loss", losses["colour"] / n, on_epoch=True)
         for name in self.networks:
             self.log(f"val_{name}_style_loss", losses[f"{name}_style"], on_epoch=True)
             self.log(f"val_{name}_content_loss", losses[f"{name}_content"], on_epoch=True)
@@ -115,9 +114,25 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> ContentCrops:
     return ContentCrops(prepared, params["train"], params["seed"])
 
 
+TRAINING_LOSS_KEYS = {"gram", "content_weight", "style_weight", "tv_weight", "colour_weight", "style_levels", "content_level"}
+
+
+def training_loss_cfg(params: dict[str, Any]) -> dict[str, Any]:
+    """``stylize.loss`` with ``stylize.train.loss``'s changes: the feed-forward networks' loss (Gatys' method keeps
+    ``stylize.loss``)."""
+    changes = {k: v for k, v in (params["train"].get("loss") or {}).items() if v is not None}
+    unknown = sorted(set(changes) - TRAINING_LOSS_KEYS)
+    if unknown:
+        from cnnrnn.errors import UserError
+
+        raise UserError(f"stylize.train.loss.{unknown[0]}: the feed-forward loss may change only "
+                        f"{', '.join(sorted(TRAINING_LOSS_KEYS))} (the loss network itself is stylize.loss)")
+    return {**params["loss"], **changes}
+
+
 def make_module(params: dict[str, Any], datamodule: ContentCrops) -> StyleTransfer:
     datamodule.setup("fit")
-    loss_cfg = params["loss"]
+    loss_cfg = training_loss_cfg(params)
     print(f"stylize: loss network {loss_cfg['network']}", file=sys.stderr, flush=True)
     levels, record = build_loss_network(loss_cfg, loss_network_images(datamodule), params["seed"],
                                         vgg19_weights_file(params, datamodule.prepared))
@@ -127,9 +142,11 @@ def make_module(params: dict[str, Any], datamodule: ContentCrops) -> StyleTransf
 
 
 def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops, params: dict[str, Any]) -> Path:
-    """``model.pt``: each style's network weights, the style images, the loss network (for ``--method optimize``)."""
+    """``model.pt``: each style's network weights, the style images, the loss network and ``stylize.loss`` (for
+    ``--method optimize``), and the feed-forward networks' own loss (``train_loss_cfg``, a record)."""
     hp = module.hparams
-    record = {"app": "stylize", "model_cfg": dict(hp.model_cfg), "loss_cfg": dict(hp.loss_cfg),
+    record = {"app": "stylize", "model_cfg": dict(hp.model_cfg), "loss_cfg": dict(params["loss"]),
+              "train_loss_cfg": dict(hp.loss_cfg),
               "styles": list(hp.style_names), "style_images": module.style_images,
               "state_dicts": {name: net.state_dict() for name, net in module.networks.items()},
               "loss_network_state": module.loss_network.state_dict() if hp.loss_cfg["network"] == "patch_cnn" else None,

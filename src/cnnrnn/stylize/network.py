@@ -7,6 +7,11 @@ checkerboard). The network adds its output to the input image's logits (so the r
 and its last layer starts at zero: an untrained network returns the photograph, and a few minutes of training on 2 cores move it toward the
 style from there (as Gatys' optimization starts from the photograph). Input and output: images
 (B, 3, H, W) in [0, 1]; any H and W (multiples of 4 are exact, others are padded and cropped).
+
+``noise_channels`` > 0 gives the network uniform noise images beside the photograph (Ulyanov et al.'s
+texture networks): where the photograph is flat (sky, a blurred background) the noise is what the network
+turns into the style's texture. Training draws fresh noise from the seeded global generator; a network in
+eval mode uses the same noise (seed 0) every time, so styling an image is deterministic.
 """
 
 from __future__ import annotations
@@ -46,10 +51,11 @@ class StyleNetwork(nn.Module):
     """``channels`` [c1, c2, c3]: the 9x9 input layer's width, then the two stride-2 stages';
     ``residual_blocks`` at width c3 (a quarter of the side)."""
 
-    def __init__(self, channels: list[int], residual_blocks: int):
+    def __init__(self, channels: list[int], residual_blocks: int, noise_channels: int = 0):
         super().__init__()
         c1, c2, c3 = channels
-        self.down = nn.Sequential(ConvLayer(3, c1, 9), ConvLayer(c1, c2, 3, stride=2), ConvLayer(c2, c3, 3, stride=2))
+        self.noise_channels = noise_channels
+        self.down = nn.Sequential(ConvLayer(3 + noise_channels, c1, 9), ConvLayer(c1, c2, 3, stride=2), ConvLayer(c2, c3, 3, stride=2))
         self.residual = nn.Sequential(*[ResidualBlock(c3) for _ in range(residual_blocks)])
         self.up = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1), ConvLayer(c1, 3, 9, norm=False, relu=False))
         last = self.up[-1][1]
@@ -60,10 +66,21 @@ class StyleNetwork(nn.Module):
         h, w = images.shape[-2:]
         ph, pw = (-h) % 4, (-w) % 4
         x = F.pad(images, (0, pw, 0, ph), mode="reflect") if ph or pw else images
-        change = self.up(self.residual(self.down(x - 0.5)))
+        inputs = x - 0.5
+        if self.noise_channels:
+            inputs = torch.cat([inputs, self.noise(x)], dim=1)
+        change = self.up(self.residual(self.down(inputs)))
         out = torch.sigmoid(torch.logit(x.clamp(1 / 512, 1 - 1 / 512)) + change)  # stays in (0, 1)
         return out[..., :h, :w]
 
 
+    def noise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, noise_channels, H, W) uniform in [-0.5, 0.5): fresh in training, the same (seed 0) in eval mode."""
+        shape = (x.shape[0], self.noise_channels, *x.shape[-2:])
+        generator = None if self.training else torch.Generator().manual_seed(0)
+        return torch.rand(shape, generator=generator).to(x) - 0.5
+
+
 def build_style_network(model_cfg: dict) -> StyleNetwork:
-    return StyleNetwork(list(model_cfg["channels"]), model_cfg["residual_blocks"])
+    """``model_cfg``: ``channels``, ``residual_blocks``, ``noise_channels`` (0 where absent: older model files)."""
+    return StyleNetwork(list(model_cfg["channels"]), model_cfg["residual_blocks"], model_cfg.get("noise_channels", 0))

@@ -143,8 +143,9 @@ class LoadedStylizer:
         from cnnrnn.stylize.optimize import optimize_image
 
         style = self.check_style(style)
-        cfg = {**self.settings["optimize"], **{k: float(self.saved["loss_cfg"][k])
-                                                for k in ("content_weight", "style_weight", "tv_weight")}}
+        from cnnrnn.stylize.optimize import loss_weights
+
+        cfg = {**self.settings["optimize"], **loss_weights(self.saved["loss_cfg"])}
         if steps is not None:
             cfg["steps"] = steps
         return optimize_image(self.loss_levels(), image, self.style_images[style], cfg)
