@@ -1,9 +1,11 @@
-"""Random crops of images, for the style networks' training and the patch_cnn loss network (torch only)."""
+"""Random crops of images, and their colours varied, for the style networks' training and the patch_cnn loss network."""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
+from cnnrnn.stylize.measures import grey
 
 
 def random_crop(image: torch.Tensor, side: int, scales: tuple[float, float], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -32,8 +34,8 @@ def colour_jitter(crop: torch.Tensor, generator: torch.Generator | None = None) 
         return low + (high - low) * float(torch.rand((), generator=generator))
 
     crop = crop[torch.randperm(3, generator=generator)]
-    grey = torch.einsum("chw,c->hw", crop, torch.tensor((0.299, 0.587, 0.114), dtype=crop.dtype))[None]
-    crop = grey + (crop - grey) * uniform(0.5, 1.5)
+    luminance = grey(crop)[None]
+    crop = luminance + (crop - luminance) * uniform(0.5, 1.5)
     mean = crop.mean()
     crop = (crop - mean) * uniform(0.7, 1.3) + mean + uniform(-0.1, 0.1)
     return crop.clamp(0, 1)
