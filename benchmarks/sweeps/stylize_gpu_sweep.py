@@ -11,6 +11,9 @@ the pipeline on the CPU and its validation figures checked against the sweep's. 
 The rule of session 11: the lowest validation ratio averaged over seeds whose mean validation SSIM is >= 0.5
 (the first table of ``--summary`` ranks by ratio and shows the SSIM beside it).
 
+After the sweep ran, its loop was rewritten to call ``StyleTransfer._losses``, ``RandomCrops`` and
+``training_loss_cfg`` instead of its own copies; on the CPU the rewritten loop gives identical rows (4 jobs checked).
+
 Jobs run in ``--workers`` processes, seed 0 of every setting first, so a sweep cut short by ``--deadline``
 still covers every setting once. Rows are appended to ``--out`` (JSON lines); ``--summary`` prints the
 settings ranked by mean validation style ratio. Run from the project root after ``dvc repro stylize_prepare``:
@@ -51,60 +54,50 @@ def settings() -> list[dict]:
 
 
 def run_job(job: dict, ctx: dict) -> dict:
+    """Train ``job["style"]``'s network as ``stylize_train`` does (its ``StyleTransfer`` losses, ``RandomCrops`` and
+    ``training_loss_cfg``; AdamW and the one-cycle schedule of ``_style_networks_optimizer``, which needs a Lightning
+    trainer for its step count), then grade the validation photographs."""
     import torch
 
-    from cnnrnn.stylize.crops import colour_jitter, random_crop
-    from cnnrnn.stylize.measures import color_distance, content_ssim, style_loss_ratio
-    from cnnrnn.stylize.network import build_style_network
-    from cnnrnn.stylize.optimize import colour_projections, loss_weights, transfer_losses
-    from cnnrnn.stylize.features import level_distances
+    from cnnrnn.stylize.datamodule import RandomCrops
     from cnnrnn.stylize.loss_network import build_loss_network
+    from cnnrnn.stylize.measures import color_distance, content_ssim, style_loss_ratio
+    from cnnrnn.stylize.model import StyleTransfer, training_loss_cfg
 
-    device = ctx["device"]
     S = ctx["params"]
-    train_cfg = S["train"]
-    loss_cfg = {**S["loss"], **{k: v for k, v in (train_cfg.get("loss") or {}).items() if v is not None},
-                "style_weight": job["style_weight"], "colour_weight": job["colour_weight"],
-                "content_level": job["content_level"]}
-    model_cfg = {**S["model"], "noise_channels": job["noise_channels"]}
+    changes = {k: job[k] for k in ("style_weight", "colour_weight", "content_level")}
+    params = {**S, "model": {**S["model"], "noise_channels": job["noise_channels"]},
+              "train": {**S["train"], "lr": job["lr"], "loss": {**(S["train"].get("loss") or {}), **changes}}}
+    train_cfg, loss_cfg = params["train"], training_loss_cfg(params)
     torch.manual_seed(job["seed"])
-    levels, _ = build_loss_network(loss_cfg, None, job["seed"])
-    levels.network.to(device)
-    net = build_style_network(model_cfg).to(device)
-    style = ctx["styles"][job["style"]]
-    with torch.no_grad():
-        targets, _ = levels(style.to(device)[None])
-        colours = colour_projections(style.to(device))
-    weights = loss_weights(loss_cfg)
-    optimizer = torch.optim.AdamW(net.parameters(), lr=job["lr"], weight_decay=train_cfg["weight_decay"])
+    levels, record = build_loss_network(loss_cfg, None, job["seed"])
+    name = job["style"]
+    module = StyleTransfer(params["model"], train_cfg, loss_cfg, [name], [ctx["styles"][name]], levels, record)
+    module.to(ctx["device"])
+    optimizer = torch.optim.AdamW(module.networks.parameters(), lr=job["lr"], weight_decay=train_cfg["weight_decay"])
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=job["lr"], total_steps=job["steps"],
                                                    pct_start=train_cfg["warmup_fraction"])
-    images = ctx["train"]
+    batch = train_cfg["batch_size"]
+    crops = RandomCrops(ctx["train"], job["steps"] * batch, train_cfg["crop_side"], tuple(train_cfg["scales"]),
+                        train_cfg.get("augment", "none"))
     start = time.perf_counter()
     for _ in range(job["steps"]):
-        crops = []
-        for _ in range(train_cfg["batch_size"]):
-            crop = random_crop(images[int(torch.randint(len(images), ()))], train_cfg["crop_side"], tuple(train_cfg["scales"]))
-            crops.append(colour_jitter(crop) if train_cfg.get("augment") == "colour" else crop)
-        crops = torch.stack(crops).to(device)
-        with torch.no_grad():
-            content_grams, content_features = levels(crops)
-            content_distances = level_distances(content_grams, [t.expand_as(g) for t, g in zip(targets, content_grams)])
-        losses = transfer_losses(levels, net(crops), content_features, content_distances, targets, weights, colours)
+        losses = module._losses(torch.stack([crops[0][0] for _ in range(batch)]).to(ctx["device"]))
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()
         schedule.step()
     seconds = time.perf_counter() - start
-    net = net.cpu().eval()
+    net = module.networks[name].cpu().eval()
+    style = ctx["styles"][name].float().div(255)
     row = {**job, "train_seconds_device": round(seconds, 1), "final_style_loss": round(float(losses["style"].detach()), 4),
            "final_content_loss": round(float(losses["content"].detach()), 4)}
     with torch.no_grad():
-        for name, content in ctx["val"].items():
+        for photo, content in ctx["val"].items():
             out = net(content[None])[0]
-            row[f"{name}_style_loss_ratio"] = round(style_loss_ratio(ctx["grader"], out, content, style, ctx["side"]), 4)
-            row[f"{name}_content_ssim"] = round(content_ssim(out, content), 4)
-            row[f"{name}_color_distance"] = round(color_distance(out, style), 4)
+            row[f"{photo}_style_loss_ratio"] = round(style_loss_ratio(ctx["grader"], out, content, style, ctx["side"]), 4)
+            row[f"{photo}_content_ssim"] = round(content_ssim(out, content), 4)
+            row[f"{photo}_color_distance"] = round(color_distance(out, style), 4)
     return row
 
 
@@ -118,11 +111,12 @@ def worker(jobs, out_path: str, device: str, deadline: float, threads: int) -> N
     S = yaml.safe_load(open(ROOT / "params.yaml"))["stylize"]
     prepared = ROOT / "data" / "stylize" / "prepared"
 
-    def load(split):
+    def load(split):  # uint8 images, as the pipeline keeps them
         saved = torch.load(prepared / f"{split}.pt")
-        return {Path(n).stem: image.float().div(255) for n, image in zip(saved["names"], saved["images"])}
+        return {Path(n).stem: image for n, image in zip(saved["names"], saved["images"])}
 
-    ctx = {"device": device, "params": S, "train": list(load("train").values()), "val": load("val"),
+    val = {name: image.float().div(255) for name, image in load("val").items()}
+    ctx = {"device": device, "params": S, "train": list(load("train").values()), "val": val,
            "styles": load("styles"), "grader": evaluation_network(S["evaluate"]["feature_network"]),
            "side": S["evaluate"]["side"]}
     while time.time() < deadline:

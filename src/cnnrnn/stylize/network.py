@@ -73,7 +73,6 @@ class StyleNetwork(nn.Module):
         out = torch.sigmoid(torch.logit(x.clamp(1 / 512, 1 - 1 / 512)) + change)  # stays in (0, 1)
         return out[..., :h, :w]
 
-
     def noise(self, x: torch.Tensor) -> torch.Tensor:
         """(B, noise_channels, H, W) uniform in [-0.5, 0.5): fresh in training, the same (seed 0) in eval mode."""
         shape = (x.shape[0], self.noise_channels, *x.shape[-2:])

@@ -140,11 +140,9 @@ class LoadedStylizer:
         return self._levels
 
     def optimize(self, image: torch.Tensor, style: str | None = None, steps: int | None = None) -> tuple[torch.Tensor, dict]:
-        from cnnrnn.stylize.optimize import optimize_image
+        from cnnrnn.stylize.optimize import loss_weights, optimize_image
 
         style = self.check_style(style)
-        from cnnrnn.stylize.optimize import loss_weights
-
         cfg = {**self.settings["optimize"], **loss_weights(self.saved["loss_cfg"])}
         if steps is not None:
             cfg["steps"] = steps
