@@ -76,6 +76,48 @@ def test_style_network_noise_is_fresh_in_training_and_fixed_in_eval():
     assert plain.noise_channels == 0 and plain.down[0][1].in_channels == 3
 
 
+def test_grey_output_paints_grey_and_only_for_greyscale_styles():
+    from cnnrnn.stylize.network import build_style_network, grey_output_styles, is_greyscale
+
+    torch.manual_seed(0)
+    network = build_style_network({"channels": [4, 4, 4], "residual_blocks": 1, "noise_channels": 2}, grey_output=True)
+    out = network.eval()(torch.rand(1, 3, 12, 16))
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[:, 1], out[:, 2])
+    grey = torch.full((3, 8, 8), 100, dtype=torch.uint8)
+    colour = grey.clone()
+    colour[0, 0, 0] = 110
+    assert is_greyscale(grey) and not is_greyscale(colour)
+    names, images = ["brick", "ihc"], [grey, colour]
+    assert grey_output_styles({"grey_output_for_grey_styles": True}, names, images) == ["brick"]
+    assert grey_output_styles({"grey_output_for_grey_styles": False}, names, images) == []
+    assert grey_output_styles({}, names, images) == []  # older configs: off
+
+
+def test_a_luminance_only_loss_network_is_blind_to_colour(params, prepared, tmp_path):
+    from cnnrnn.stylize.loss_network import build_loss_network
+    from cnnrnn.stylize.measures import grey
+    from cnnrnn.stylize.model import make_datamodule, make_module, save_model
+    from cnnrnn.stylize.predict import LoadedStylizer
+
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    as_grey = grey(image[0])[None, None].expand(1, 3, -1, -1)  # the same luminance, no colour
+    levels, _ = build_loss_network({**params["loss"], "luminance_only": True})
+    (grams, features), (grey_grams, grey_features) = levels(image), levels(as_grey)
+    assert torch.allclose(features, grey_features, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grams, grey_grams))
+    plain, _ = build_loss_network(params["loss"])
+    assert not torch.allclose(plain(image)[1], plain(as_grey)[1], atol=1e-5)
+    # a fitted (patch_cnn) luminance-only loss network is saved and rebuilt for --method optimize
+    composed = compose([*TINY, "stylize/loss=patch_cnn", "stylize.loss.steps=2", "stylize.loss.batch_size=2",
+                        "stylize.loss.luminance_only=true"], ROOT)
+    tiny = {**composed["stylize"], "seed": composed["seed"]}
+    dm = make_datamodule(tiny, prepared)
+    module = make_module(tiny, dm)
+    path = save_model(module, tmp_path, dm, tiny)
+    rebuilt = LoadedStylizer(path).loss_levels()
+    assert torch.equal(rebuilt(image)[1], module.levels(image)[1])
+
+
 def test_colour_jitter_keeps_a_crop_an_image():
     from cnnrnn.stylize.crops import colour_jitter
 

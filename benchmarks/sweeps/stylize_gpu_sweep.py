@@ -14,6 +14,12 @@ The rule of session 11: the lowest validation ratio averaged over seeds whose me
 After the sweep ran, its loop was rewritten to call ``StyleTransfer._losses``, ``RandomCrops`` and
 ``training_loss_cfg`` instead of its own copies; on the CPU the rewritten loop gives identical rows (4 jobs checked).
 
+Session 12 added three keys a setting may carry (``grey_output``: ``stylize.model.grey_output_for_grey_styles``;
+``crop_side``; ``luminance_only``: ``stylize.loss.luminance_only`` for the feed-forward loss) and a ``styles`` list
+for settings that concern one style only; rounds 4-7 ran ``--settings benchmarks/sweeps/stylize_gpu_sweep_round4.json``
+(to ``round7.json``) ``--seeds 0 1 2 3 4 5`` under CUDA MPS, and their rule was written down before they ran: change
+the default only for a seed-paired validation gain outside the noise with mean validation SSIM >= 0.5.
+
 Jobs run in ``--workers`` processes, seed 0 of every setting first, so a sweep cut short by ``--deadline``
 still covers every setting once. Rows are appended to ``--out`` (JSON lines); ``--summary`` prints the
 settings ranked by mean validation style ratio. Run from the project root after ``dvc repro stylize_prepare``:
@@ -65,9 +71,11 @@ def run_job(job: dict, ctx: dict) -> dict:
     from cnnrnn.stylize.model import StyleTransfer, training_loss_cfg
 
     S = ctx["params"]
-    changes = {k: job[k] for k in ("style_weight", "colour_weight", "content_level")}
-    params = {**S, "model": {**S["model"], "noise_channels": job["noise_channels"]},
-              "train": {**S["train"], "lr": job["lr"], "loss": {**(S["train"].get("loss") or {}), **changes}}}
+    changes = {k: job[k] for k in ("style_weight", "colour_weight", "content_level", "luminance_only") if k in job}
+    params = {**S, "model": {**S["model"], "noise_channels": job["noise_channels"],
+                             "grey_output_for_grey_styles": job.get("grey_output", False)},
+              "train": {**S["train"], "lr": job["lr"], "crop_side": job.get("crop_side", S["train"]["crop_side"]),
+                        "loss": {**(S["train"].get("loss") or {}), **changes}}}
     train_cfg, loss_cfg = params["train"], training_loss_cfg(params)
     torch.manual_seed(job["seed"])
     levels, record = build_loss_network(loss_cfg, None, job["seed"])
@@ -134,7 +142,9 @@ def summary(paths: list[str]) -> None:
     import pandas as pd
 
     rows = pd.concat([pd.read_json(path, lines=True) for path in paths], ignore_index=True)
-    keys = list(GRID)
+    extra = {"grey_output": False, "crop_side": 192, "luminance_only": False}  # session 12's keys, and their old values
+    keys = [*GRID, *(k for k in extra if k in rows)]
+    rows = rows.fillna({k: v for k, v in extra.items() if k in rows})
     ratio_cols = [c for c in rows if c.endswith("_style_loss_ratio")]
     ssim_cols = [c for c in rows if c.endswith("_content_ssim")]
     rows["ratio"] = rows[ratio_cols].mean(axis=1)
@@ -164,7 +174,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="run only the first N jobs (a smoke test)")
     ap.add_argument("--steps", type=int, default=None, help="override every job's steps (a smoke test)")
     ap.add_argument("--summary", nargs="+", default=None, help="print the ranking of a finished sweep's JSON lines and stop")
-    ap.add_argument("--settings", default=None, help="a JSON file of settings (a list of GRID-keyed objects) instead of GRID")
+    ap.add_argument("--settings", default=None, help="a JSON file of settings (a list of GRID-keyed objects, optionally with "
+                    "grey_output, crop_side and luminance_only, and a styles list where only some styles need the setting) instead of GRID")
     ap.add_argument("--seeds", type=int, nargs="+", default=SEEDS)
     a = ap.parse_args()
     if a.summary:
@@ -177,7 +188,8 @@ def main() -> None:
     styles = list(yaml.safe_load(open(ROOT / "params.yaml"))["stylize"]["data"]["styles"])
     order = json.loads(Path(a.settings).read_text()) if a.settings else settings()
     random.Random(0).shuffle(order)  # a sweep cut short still samples the whole grid
-    jobs = [{**s, "style": style, "seed": seed} for seed in a.seeds for s in order for style in styles]
+    jobs = [{**{k: v for k, v in s.items() if k != "styles"}, "style": style, "seed": seed}
+            for seed in a.seeds for s in order for style in s.get("styles", styles)]
     if a.steps:
         jobs = [{**j, "steps": a.steps} for j in jobs]
     jobs = jobs[:a.limit] if a.limit else jobs

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnrnn.stylize.crops import random_crop
-from cnnrnn.stylize.features import (LossLevels, StagedNetwork, VGG19Features, build_random_network,
+from cnnrnn.stylize.features import (LossLevels, LuminanceOnly, StagedNetwork, VGG19Features, build_random_network,
                                      load_vgg19_weights)
 
 
@@ -78,4 +78,6 @@ def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = 
         network, record = load_vgg19_weights(VGG19Features(), weights_file), {}
     else:
         raise ValueError(f"unknown loss network {kind!r}; choose random_pyramid, random_staged, patch_cnn or vgg19")
+    if cfg.get("luminance_only"):  # the Gram and content losses see texture and shapes only; colour is the colour loss's
+        network = LuminanceOnly(network).freeze()
     return LossLevels(network, cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain")), record

@@ -20,7 +20,7 @@ from cnnrnn.model_file import write_model_file
 from cnnrnn.stylize.datamodule import ContentCrops
 from cnnrnn.stylize.features import level_distances
 from cnnrnn.stylize.loss_network import build_loss_network
-from cnnrnn.stylize.network import build_style_network
+from cnnrnn.stylize.network import build_style_network, grey_output_styles
 from cnnrnn.stylize.optimize import colour_projections, loss_weights, transfer_losses
 
 
@@ -33,7 +33,8 @@ class StyleTransfer(pl.LightningModule):
         self.save_hyperparameters(ignore=["style_images", "loss_levels", "loss_record"])
         self.train_cfg = train_cfg
         self.weights = loss_weights(loss_cfg)
-        self.networks = nn.ModuleDict({name: build_style_network(model_cfg) for name in style_names})
+        self.grey_styles = grey_output_styles(model_cfg, style_names, style_images)
+        self.networks = nn.ModuleDict({name: build_style_network(model_cfg, name in self.grey_styles) for name in style_names})
         self.levels = loss_levels
         self.loss_network = loss_levels.network  # a submodule: moves with the module, frozen
         self.loss_record = loss_record
@@ -114,7 +115,8 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> ContentCrops:
     return ContentCrops(prepared, params["train"], params["seed"])
 
 
-TRAINING_LOSS_KEYS = {"gram", "content_weight", "style_weight", "tv_weight", "colour_weight", "style_levels", "content_level"}
+TRAINING_LOSS_KEYS = {"gram", "content_weight", "style_weight", "tv_weight", "colour_weight", "style_levels", "content_level",
+                      "luminance_only"}
 
 
 def training_loss_cfg(params: dict[str, Any]) -> dict[str, Any]:
@@ -149,6 +151,7 @@ def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops,
               "train_loss_cfg": dict(hp.loss_cfg),
               "styles": list(hp.style_names), "style_images": module.style_images,
               "state_dicts": {name: net.state_dict() for name, net in module.networks.items()},
+              "grey_output_styles": list(module.grey_styles),
               "loss_network_state": module.loss_network.state_dict() if hp.loss_cfg["network"] == "patch_cnn" else None,
               "loss_record": dict(module.loss_record), "predict": dict(params["predict"])}
     return write_model_file(model_dir / "model.pt", record)

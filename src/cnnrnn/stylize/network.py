@@ -12,6 +12,11 @@ style from there (as Gatys' optimization starts from the photograph). Input and 
 texture networks): where the photograph is flat (sky, a blurred background) the noise is what the network
 turns into the style's texture. Training draws fresh noise from the seeded global generator; a network in
 eval mode uses the same noise (seed 0) every time, so styling an image is deterministic.
+
+``grey_output`` makes the network's output grey (its luminance in all three channels): the network of a greyscale
+style (``stylize.model.grey_output_for_grey_styles``). Without it, a greyscale style's network turned photographs
+blue: the random loss network's style distance was lower for the blue output than for its own greyscale version,
+so the style loss paid for a colour the style does not have (README, stylize).
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from cnnrnn.stylize.measures import GREY_WEIGHTS
 
 
 class ConvLayer(nn.Sequential):
@@ -51,10 +58,11 @@ class StyleNetwork(nn.Module):
     """``channels`` [c1, c2, c3]: the 9x9 input layer's width, then the two stride-2 stages';
     ``residual_blocks`` at width c3 (a quarter of the side)."""
 
-    def __init__(self, channels: list[int], residual_blocks: int, noise_channels: int = 0):
+    def __init__(self, channels: list[int], residual_blocks: int, noise_channels: int = 0, grey_output: bool = False):
         super().__init__()
         c1, c2, c3 = channels
         self.noise_channels = noise_channels
+        self.grey_output = grey_output
         self.down = nn.Sequential(ConvLayer(3 + noise_channels, c1, 9), ConvLayer(c1, c2, 3, stride=2), ConvLayer(c2, c3, 3, stride=2))
         self.residual = nn.Sequential(*[ResidualBlock(c3) for _ in range(residual_blocks)])
         self.up = nn.Sequential(UpsampleConv(c3, c2), UpsampleConv(c2, c1), ConvLayer(c1, 3, 9, norm=False, relu=False))
@@ -71,6 +79,8 @@ class StyleNetwork(nn.Module):
             inputs = torch.cat([inputs, self.noise(x)], dim=1)
         change = self.up(self.residual(self.down(inputs)))
         out = torch.sigmoid(torch.logit(x.clamp(1 / 512, 1 - 1 / 512)) + change)  # stays in (0, 1)
+        if self.grey_output:
+            out = torch.einsum("bchw,c->bhw", out, out.new_tensor(GREY_WEIGHTS))[:, None].expand_as(out)
         return out[..., :h, :w]
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:
@@ -80,6 +90,20 @@ class StyleNetwork(nn.Module):
         return torch.rand(shape, generator=generator).to(x) - 0.5
 
 
-def build_style_network(model_cfg: dict) -> StyleNetwork:
+def build_style_network(model_cfg: dict, grey_output: bool = False) -> StyleNetwork:
     """``model_cfg``: ``channels``, ``residual_blocks``, ``noise_channels`` (0 where absent: older model files)."""
-    return StyleNetwork(list(model_cfg["channels"]), model_cfg["residual_blocks"], model_cfg.get("noise_channels", 0))
+    return StyleNetwork(list(model_cfg["channels"]), model_cfg["residual_blocks"], model_cfg.get("noise_channels", 0),
+                        grey_output)
+
+
+def is_greyscale(image: torch.Tensor) -> bool:
+    """Whether a (3, H, W) image (uint8, or floats in [0, 1]) has no colour: its channels differ by at most 2/255."""
+    image = image.float().div(255) if image.dtype == torch.uint8 else image.float()
+    return bool((image.amax(dim=0) - image.amin(dim=0)).max() <= 2 / 255 + 1e-6)
+
+
+def grey_output_styles(model_cfg: dict, names: list[str], images: list[torch.Tensor]) -> list[str]:
+    """The styles whose networks paint grey: the greyscale ones, where ``grey_output_for_grey_styles`` is set."""
+    if not model_cfg.get("grey_output_for_grey_styles", False):
+        return []
+    return [name for name, image in zip(names, images) if is_greyscale(image)]

@@ -18,7 +18,7 @@ import torch
 
 from cnnrnn.errors import UserError
 from cnnrnn.model_file import read_model_file, rebuild
-from cnnrnn.stylize.features import FeatureNetwork, LossLevels, StagedNetwork
+from cnnrnn.stylize.features import FeatureNetwork, LossLevels, LuminanceOnly, StagedNetwork
 from cnnrnn.stylize.network import build_style_network
 
 RETRAIN = "dvc repro stylize_train"
@@ -104,8 +104,10 @@ class LoadedStylizer:
         self.saved = saved
         self.styles: list[str] = list(saved["styles"])
         self.settings: dict = saved["predict"]
-        self.networks = {name: rebuild(path, {"state_dict": saved["state_dicts"][name], **saved},
-                                       lambda s: build_style_network(s["model_cfg"]), RETRAIN) for name in self.styles}
+        grey_styles = set(saved.get("grey_output_styles", ()))  # older model files: none
+        self.networks = {name: rebuild(path, {"state_dict": saved["state_dicts"][name], "grey": name in grey_styles, **saved},
+                                       lambda s: build_style_network(s["model_cfg"], s["grey"]), RETRAIN)
+                         for name in self.styles}
         self.style_images = {name: img.float().div(255) for name, img in zip(self.styles, saved["style_images"])}
         self._levels: LossLevels | None = None
 
@@ -127,8 +129,11 @@ class LoadedStylizer:
 
             cfg = self.saved["loss_cfg"]
             if cfg["network"] == "patch_cnn":
-                network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]},
-                                                  lambda s: StagedNetwork(cfg["channels"], cfg["convs_per_stage"]), RETRAIN)
+                def build(saved: dict) -> FeatureNetwork:  # saved as trained: inside LuminanceOnly where luminance_only
+                    staged = StagedNetwork(cfg["channels"], cfg["convs_per_stage"])
+                    return LuminanceOnly(staged) if cfg.get("luminance_only") else staged
+
+                network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]}, build, RETRAIN)
                 self._levels = LossLevels(network.freeze(), cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))
             else:
                 from cnnrnn.config import project_root
