@@ -94,6 +94,7 @@ def test_grey_output_paints_grey_and_only_for_greyscale_styles():
 
 
 def test_a_luminance_only_loss_network_is_blind_to_colour(params, prepared, tmp_path):
+    from cnnrnn.stylize.features import LuminanceOnly
     from cnnrnn.stylize.loss_network import build_loss_network
     from cnnrnn.stylize.measures import grey
     from cnnrnn.stylize.model import make_datamodule, make_module, save_model
@@ -107,15 +108,26 @@ def test_a_luminance_only_loss_network_is_blind_to_colour(params, prepared, tmp_
     assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grams, grey_grams))
     plain, _ = build_loss_network(params["loss"])
     assert not torch.allclose(plain(image)[1], plain(as_grey)[1], atol=1e-5)
-    # a fitted (patch_cnn) luminance-only loss network is saved and rebuilt for --method optimize
-    composed = compose([*TINY, "stylize/loss=patch_cnn", "stylize.loss.steps=2", "stylize.loss.batch_size=2",
-                        "stylize.loss.luminance_only=true"], ROOT)
-    tiny = {**composed["stylize"], "seed": composed["seed"]}
-    dm = make_datamodule(tiny, prepared)
-    module = make_module(tiny, dm)
-    path = save_model(module, tmp_path, dm, tiny)
-    rebuilt = LoadedStylizer(path).loss_levels()
-    assert torch.equal(rebuilt(image)[1], module.levels(image)[1])
+    # a fitted (patch_cnn) loss network is saved and rebuilt for --method optimize as stylize.loss says: luminance-only
+    # where stylize.loss is, plain where only the feed-forward loss (stylize.train.loss) is
+    for override, optimize_sees_luminance in (("stylize.loss.luminance_only=true", True),
+                                              ("+stylize.train.loss.luminance_only=true", False)):
+        composed = compose([*TINY, "stylize/loss=patch_cnn", "stylize.loss.steps=2", "stylize.loss.batch_size=2", override,
+                            "stylize.model.grey_output_for_grey_styles=true"], ROOT)
+        tiny = {**composed["stylize"], "seed": composed["seed"]}
+        dm = make_datamodule(tiny, prepared)
+        module = make_module(tiny, dm)
+        assert isinstance(module.loss_network, LuminanceOnly)  # the feed-forward loss sees the luminance in both
+        path = save_model(module, tmp_path / override[:5], dm, tiny)
+        loaded = LoadedStylizer(path)
+        assert isinstance(loaded.loss_levels().network, LuminanceOnly) == optimize_sees_luminance
+        fitted = module.loss_network if optimize_sees_luminance else module.loss_network.inner
+        assert torch.equal(loaded.loss_levels().network(image)[0], fitted(image)[0])
+        assert loaded.networks["brick"].grey_output and not loaded.networks["ihc"].grey_output  # brick is greyscale
+    saved = torch.load(path, weights_only=False)
+    del saved["grey_output_styles"]  # a model file from before session 12
+    torch.save(saved, path)
+    assert not LoadedStylizer(path).networks["brick"].grey_output
 
 
 def test_colour_jitter_keeps_a_crop_an_image():

@@ -1,5 +1,6 @@
 """Why the brick network paints blue (session 12): on one 192-pixel crop of each of the 6 training and 4 test photographs,
-the committed feed-forward networks' outputs are scored with the training loss (its weighted terms) and with the
+the committed feed-forward networks' outputs are scored with the training loss (its terms unweighted, ``loss_total``
+weighted) and with the
 grader's ``style_loss_ratio``, beside the same output made grey (its luminance in all three channels). Where the loss
 network's ``style`` term is lower for the coloured output, the loss pays the network for a colour that the style does
 not have. Results: benchmarks/sweeps/stylize_blue_check.csv. Run from the project root after ``dvc repro stylize_train``:

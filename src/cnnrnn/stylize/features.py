@@ -225,6 +225,9 @@ def build_random_network(cfg: dict[str, Any]) -> FeatureNetwork:
     raise ValueError(f"unknown random feature network {cfg['kind']!r}")
 
 
+GREY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma: a colour image's luminance
+
+
 class LuminanceOnly(FeatureNetwork):
     """``inner`` applied to the standardized luminance of the image (zero mean, unit spread, as grey RGB):
     colour and overall contrast are gone, the spatial structure (texture and shapes) stays. A grader built
@@ -233,7 +236,7 @@ class LuminanceOnly(FeatureNetwork):
     def __init__(self, inner: FeatureNetwork):
         super().__init__()
         self.inner = inner
-        self.register_buffer("grey_weights", torch.tensor((0.299, 0.587, 0.114)))
+        self.register_buffer("grey_weights", torch.tensor(GREY_WEIGHTS))
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         luminance = torch.einsum("bchw,c->bhw", images, self.grey_weights)[:, None]

@@ -78,6 +78,7 @@ def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = 
         network, record = load_vgg19_weights(VGG19Features(), weights_file), {}
     else:
         raise ValueError(f"unknown loss network {kind!r}; choose random_pyramid, random_staged, patch_cnn or vgg19")
-    if cfg.get("luminance_only"):  # the Gram and content losses see texture and shapes only; colour is the colour loss's
-        network = LuminanceOnly(network).freeze()
+    if cfg.get("luminance_only"):  # the Gram and content losses see texture and shapes only: colour is left to the
+        network = LuminanceOnly(network).freeze()  # sliced colour loss (nothing holds it where colour_weight is 0);
+    # a patch_cnn is fitted on colour patches all the same, then sees the grey ones
     return LossLevels(network, cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain")), record

@@ -16,9 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cnnrnn.stylize.features import FeatureNetwork, style_distance
+from cnnrnn.stylize.features import GREY_WEIGHTS, FeatureNetwork, style_distance
 
-GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 def resize_long_side(image: torch.Tensor, side: int) -> torch.Tensor:

@@ -128,7 +128,7 @@ def training_loss_cfg(params: dict[str, Any]) -> dict[str, Any]:
         from cnnrnn.errors import UserError
 
         raise UserError(f"stylize.train.loss.{unknown[0]}: the feed-forward loss may change only "
-                        f"{', '.join(sorted(TRAINING_LOSS_KEYS))} (the loss network itself is stylize.loss)")
+                        f"{', '.join(sorted(TRAINING_LOSS_KEYS))} (the loss network itself is stylize.loss; luminance_only wraps it)")
     return {**params["loss"], **changes}
 
 
@@ -152,6 +152,8 @@ def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops,
               "styles": list(hp.style_names), "style_images": module.style_images,
               "state_dicts": {name: net.state_dict() for name, net in module.networks.items()},
               "grey_output_styles": list(module.grey_styles),
-              "loss_network_state": module.loss_network.state_dict() if hp.loss_cfg["network"] == "patch_cnn" else None,
+              # the fitted stages alone (without a LuminanceOnly wrapper): --method optimize wraps them as stylize.loss says
+              "loss_network_state": getattr(module.loss_network, "inner", module.loss_network).state_dict()
+              if hp.loss_cfg["network"] == "patch_cnn" else None,
               "loss_record": dict(module.loss_record), "predict": dict(params["predict"])}
     return write_model_file(model_dir / "model.pt", record)

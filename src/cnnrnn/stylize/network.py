@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnrnn.stylize.measures import GREY_WEIGHTS
+from cnnrnn.stylize.features import GREY_WEIGHTS
 
 
 class ConvLayer(nn.Sequential):

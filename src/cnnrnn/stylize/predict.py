@@ -129,11 +129,10 @@ class LoadedStylizer:
 
             cfg = self.saved["loss_cfg"]
             if cfg["network"] == "patch_cnn":
-                def build(saved: dict) -> FeatureNetwork:  # saved as trained: inside LuminanceOnly where luminance_only
-                    staged = StagedNetwork(cfg["channels"], cfg["convs_per_stage"])
-                    return LuminanceOnly(staged) if cfg.get("luminance_only") else staged
-
-                network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]}, build, RETRAIN)
+                network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]},
+                                                  lambda s: StagedNetwork(cfg["channels"], cfg["convs_per_stage"]), RETRAIN)
+                if cfg.get("luminance_only"):  # Gatys' loss as stylize.loss says, whatever the feed-forward loss used
+                    network = LuminanceOnly(network)
                 self._levels = LossLevels(network.freeze(), cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))
             else:
                 from cnnrnn.config import project_root
