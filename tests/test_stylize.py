@@ -125,7 +125,7 @@ def test_a_luminance_only_loss_network_is_blind_to_colour(params, prepared, tmp_
         assert torch.equal(loaded.loss_levels().network(image)[0], fitted(image)[0])
         assert loaded.networks["brick"].grey_output and not loaded.networks["ihc"].grey_output  # brick is greyscale
     saved = torch.load(path, weights_only=False)
-    del saved["grey_output_styles"]  # a model file from before session 12
+    del saved["model_cfg"]["grey_output_for_grey_styles"]  # a model file from before session 12
     torch.save(saved, path)
     assert not LoadedStylizer(path).networks["brick"].grey_output
 

@@ -1,9 +1,8 @@
-"""Why the brick network paints blue (session 12): on one 192-pixel crop of each of the 6 training and 4 test photographs,
-the committed feed-forward networks' outputs are scored with the training loss (its terms unweighted, ``loss_total``
-weighted) and with the
-grader's ``style_loss_ratio``, beside the same output made grey (its luminance in all three channels). Where the loss
-network's ``style`` term is lower for the coloured output, the loss pays the network for a colour that the style does
-not have. Results: benchmarks/sweeps/stylize_blue_check.csv. Run from the project root after ``dvc repro stylize_train``:
+"""Why the brick network paints blue (session 12): on one 192-pixel crop of each of the 6 training and 2 validation
+photographs (never a test one), the committed feed-forward networks' outputs are scored with the training loss (its
+terms unweighted, ``loss_total`` weighted) and with the grader's ``style_loss_ratio``, beside the same output made
+grey (its luminance in all three channels). Where the loss network's ``style`` term is lower for the coloured output,
+the loss pays the network for a colour that the style does not have. Results: benchmarks/sweeps/stylize_blue_check.csv. Run from the project root after ``dvc repro stylize_train``:
 
     python benchmarks/sweeps/stylize_blue_check.py
 """
@@ -20,11 +19,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "src"))
 
 from cnnrnn.stylize.crops import random_crop  # noqa: E402
-from cnnrnn.stylize.features import evaluation_network, level_distances  # noqa: E402
+from cnnrnn.stylize.features import evaluation_network  # noqa: E402
 from cnnrnn.stylize.loss_network import build_loss_network  # noqa: E402
 from cnnrnn.stylize.measures import grey, style_loss_ratio  # noqa: E402
 from cnnrnn.stylize.model import training_loss_cfg  # noqa: E402
-from cnnrnn.stylize.optimize import colour_projections, loss_weights, transfer_losses  # noqa: E402
+from cnnrnn.stylize.optimize import colour_projections, content_reference, loss_weights, transfer_losses  # noqa: E402
 from cnnrnn.stylize.predict import LoadedStylizer  # noqa: E402
 
 
@@ -37,7 +36,7 @@ def main() -> None:
     model = LoadedStylizer(ROOT / "models" / "stylize" / "model.pt")
     prepared = ROOT / "data" / "stylize" / "prepared"
     photos = []
-    for split in ("train", "test"):
+    for split in ("train", "val"):
         saved = torch.load(prepared / f"{split}.pt")
         photos += [(split, Path(n).stem, image) for n, image in zip(saved["names"], saved["images"])]
     rows = []
@@ -49,10 +48,9 @@ def main() -> None:
             torch.manual_seed(0)
             for split, photo, image in photos:
                 crop = random_crop(image, 192, (1.0, 1.0))[None]
-                grams, features = levels(crop)
-                distances = level_distances(grams, [t.expand_as(g) for t, g in zip(targets, grams)])
+                features, distances = content_reference(levels, crop, targets)
                 output = model.stylize(crop[0], style_name)[None]
-                for variant, image_out in (("output", output), ("output_made_grey", grey(output[0])[None, None].expand(1, 3, -1, -1))):
+                for variant, image_out in (("output", output), ("output_made_grey", grey(output)[:, None].expand_as(output))):
                     losses = transfer_losses(levels, image_out, features, distances, targets, weights, colours)
                     rows.append({"style": style_name, "split": split, "photo": photo, "variant": variant,
                                  **{f"loss_{k}": round(float(v), 4) for k, v in losses.items()},

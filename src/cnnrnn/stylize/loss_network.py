@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from cnnrnn.stylize.crops import random_crop
-from cnnrnn.stylize.features import (LossLevels, LuminanceOnly, StagedNetwork, VGG19Features, build_random_network,
-                                     load_vgg19_weights)
+from cnnrnn.stylize.features import (FeatureNetwork, LossLevels, LuminanceOnly, StagedNetwork, VGG19Features,
+                                     build_random_network, load_vgg19_weights)
 
 
 def random_patches(images: list[torch.Tensor], count: int, side: int, scales: tuple[float, float],
@@ -78,7 +78,14 @@ def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = 
         network, record = load_vgg19_weights(VGG19Features(), weights_file), {}
     else:
         raise ValueError(f"unknown loss network {kind!r}; choose random_pyramid, random_staged, patch_cnn or vgg19")
-    if cfg.get("luminance_only"):  # the Gram and content losses see texture and shapes only: colour is left to the
-        network = LuminanceOnly(network).freeze()  # sliced colour loss (nothing holds it where colour_weight is 0);
-    # a patch_cnn is fitted on colour patches all the same, then sees the grey ones
-    return LossLevels(network, cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain")), record
+    return loss_levels(network, cfg), record
+
+
+def loss_levels(network: FeatureNetwork, cfg: dict[str, Any]) -> LossLevels:
+    """``network``'s style and content levels as ``cfg`` names them, seen through :class:`LuminanceOnly` where
+    ``luminance_only`` is set: the Gram and content losses then see texture and shapes only, and colour is left to
+    the sliced colour loss (nothing holds it where ``colour_weight`` is 0). A fitted ``patch_cnn`` is fitted on
+    colour patches all the same, and wrapped after."""
+    if cfg.get("luminance_only"):
+        network = LuminanceOnly(network).freeze()
+    return LossLevels(network, cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))

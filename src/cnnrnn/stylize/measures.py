@@ -56,8 +56,8 @@ def style_loss_ratio(network: FeatureNetwork, output: torch.Tensor, content: tor
 
 
 def grey(image: torch.Tensor) -> torch.Tensor:
-    """(3, H, W) -> (H, W)."""
-    return torch.einsum("chw,c->hw", image, torch.tensor(GREY_WEIGHTS, dtype=image.dtype))
+    """(3, H, W) -> (H, W), or a batch (B, 3, H, W) -> (B, H, W): the luminance."""
+    return torch.einsum("...chw,c->...hw", image, torch.tensor(GREY_WEIGHTS, dtype=image.dtype, device=image.device))
 
 
 def sobel_magnitude(image: torch.Tensor) -> torch.Tensor:

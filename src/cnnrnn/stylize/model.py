@@ -33,8 +33,8 @@ class StyleTransfer(pl.LightningModule):
         self.save_hyperparameters(ignore=["style_images", "loss_levels", "loss_record"])
         self.train_cfg = train_cfg
         self.weights = loss_weights(loss_cfg)
-        self.grey_styles = grey_output_styles(model_cfg, style_names, style_images)
-        self.networks = nn.ModuleDict({name: build_style_network(model_cfg, name in self.grey_styles) for name in style_names})
+        grey_styles = grey_output_styles(model_cfg, style_names, style_images)  # predict derives them again, the same way
+        self.networks = nn.ModuleDict({name: build_style_network(model_cfg, name in grey_styles) for name in style_names})
         self.levels = loss_levels
         self.loss_network = loss_levels.network  # a submodule: moves with the module, frozen
         self.loss_record = loss_record
@@ -151,7 +151,6 @@ def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops,
               "train_loss_cfg": dict(hp.loss_cfg),
               "styles": list(hp.style_names), "style_images": module.style_images,
               "state_dicts": {name: net.state_dict() for name, net in module.networks.items()},
-              "grey_output_styles": list(module.grey_styles),
               # the fitted stages alone (without a LuminanceOnly wrapper): --method optimize wraps them as stylize.loss says
               "loss_network_state": getattr(module.loss_network, "inner", module.loss_network).state_dict()
               if hp.loss_cfg["network"] == "patch_cnn" else None,

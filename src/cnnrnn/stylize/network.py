@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cnnrnn.stylize.features import GREY_WEIGHTS
+from cnnrnn.stylize.measures import grey
 
 
 class ConvLayer(nn.Sequential):
@@ -80,7 +80,7 @@ class StyleNetwork(nn.Module):
         change = self.up(self.residual(self.down(inputs)))
         out = torch.sigmoid(torch.logit(x.clamp(1 / 512, 1 - 1 / 512)) + change)  # stays in (0, 1)
         if self.grey_output:
-            out = torch.einsum("bchw,c->bhw", out, out.new_tensor(GREY_WEIGHTS))[:, None].expand_as(out)
+            out = grey(out)[:, None].expand_as(out)
         return out[..., :h, :w]
 
     def noise(self, x: torch.Tensor) -> torch.Tensor:

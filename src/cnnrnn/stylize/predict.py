@@ -18,8 +18,8 @@ import torch
 
 from cnnrnn.errors import UserError
 from cnnrnn.model_file import read_model_file, rebuild
-from cnnrnn.stylize.features import FeatureNetwork, LossLevels, LuminanceOnly, StagedNetwork
-from cnnrnn.stylize.network import build_style_network
+from cnnrnn.stylize.features import FeatureNetwork, LossLevels, StagedNetwork
+from cnnrnn.stylize.network import build_style_network, grey_output_styles
 
 RETRAIN = "dvc repro stylize_train"
 
@@ -104,7 +104,7 @@ class LoadedStylizer:
         self.saved = saved
         self.styles: list[str] = list(saved["styles"])
         self.settings: dict = saved["predict"]
-        grey_styles = set(saved.get("grey_output_styles", ()))  # older model files: none
+        grey_styles = grey_output_styles(saved["model_cfg"], self.styles, saved["style_images"])  # as in training
         self.networks = {name: rebuild(path, {"state_dict": saved["state_dicts"][name], "grey": name in grey_styles, **saved},
                                        lambda s: build_style_network(s["model_cfg"], s["grey"]), RETRAIN)
                          for name in self.styles}
@@ -125,15 +125,13 @@ class LoadedStylizer:
     def loss_levels(self) -> LossLevels:
         """The loss network the model was trained with (for ``--method optimize``)."""
         if self._levels is None:
-            from cnnrnn.stylize.loss_network import build_loss_network
+            from cnnrnn.stylize.loss_network import build_loss_network, loss_levels
 
             cfg = self.saved["loss_cfg"]
-            if cfg["network"] == "patch_cnn":
+            if cfg["network"] == "patch_cnn":  # the fitted stages, seen as stylize.loss says (not as the feed-forward loss)
                 network: FeatureNetwork = rebuild(self.path, {"state_dict": self.saved["loss_network_state"]},
                                                   lambda s: StagedNetwork(cfg["channels"], cfg["convs_per_stage"]), RETRAIN)
-                if cfg.get("luminance_only"):  # Gatys' loss as stylize.loss says, whatever the feed-forward loss used
-                    network = LuminanceOnly(network)
-                self._levels = LossLevels(network.freeze(), cfg["style_levels"], cfg["content_level"], cfg.get("gram", "plain"))
+                self._levels = loss_levels(network.freeze(), cfg)
             else:
                 from cnnrnn.config import project_root
 
