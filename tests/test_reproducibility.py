@@ -25,7 +25,7 @@ from cnnrnn.reproducibility import (
     fingerprint,
     pin_numerics,
 )
-from cnnrnn.verification import compare, is_ignored
+from cnnrnn.verification import compare, flatten, is_ignored, is_timing
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME = yaml.safe_load((ROOT / "conf" / "config.yaml").read_text())["runtime"]
@@ -188,6 +188,25 @@ def test_ignored_keys():
     assert not is_ignored("test_accuracy") and not is_ignored("machines_seen")
     comparison = compare("x", {"a": float("nan"), "b": True}, {"a": float("nan"), "b": 1})
     assert comparison.equal == ["a"] and comparison.differing == [("b", True, 1)]
+
+
+def test_every_applications_timings_are_recognised_wherever_the_unit_stands():
+    """Every key of every committed metrics file: the timings (whose words name a unit of time, at the start as in
+    stylize's ``seconds_per_image_512`` or at the end) are ignored, and no quality figure is."""
+    from cnnrnn.registry import APPLICATIONS
+
+    assert is_timing("seconds_per_image_512") and is_timing("optimize_seconds_per_image_512")
+    assert is_timing("latency_ms") and not is_timing("msd_accuracy") and not is_timing("secondary_accuracy")
+    timings = {}
+    for app in APPLICATIONS:
+        keys = flatten(json.loads((ROOT / "metrics" / f"{app}.json").read_text()))
+        timings[app] = sorted(k for k in keys if is_ignored(k) and not k.startswith(f"{FINGERPRINT_KEY}."))
+        for key in keys:
+            if not is_ignored(key):
+                assert "second" not in key and "time" not in key, f"{app}: {key} looks like a timing but is compared"
+    assert {"seconds_per_image_512", "optimize_seconds_per_image_512", "train_seconds"} <= set(timings["stylize"])
+    assert all("train_seconds" in keys and "evaluate_seconds" in keys for keys in timings.values()), timings
+    assert all(any(unit in key for unit in ("second", "ms")) for keys in timings.values() for key in keys), timings
 
 
 def test_verify_and_the_data_stages_do_not_load_torch(committed_project):

@@ -31,8 +31,7 @@ from typing import Any
 from cnnrnn.config import compose, project_root, write_params
 from cnnrnn.errors import UserError
 from cnnrnn.paths import AppPaths, model_names
-
-TIMING_SUFFIXES = ("_seconds", "samples_per_second")
+from cnnrnn.verification import is_timing
 
 
 def parse_grid(grid: list[str]) -> list[tuple[str, list[str]]]:
@@ -217,7 +216,7 @@ def seeds(app: str, seed_values: list[int], overrides: list[str], work_dir: Path
         stages.train(app, work)
         rows.append({"seed": seed, **_numbers(stages.evaluate(app, work))})
     table = pd.DataFrame(rows)
-    metric_columns = [c for c in table if c != "seed" and not c.endswith(TIMING_SUFFIXES) and "_ci95_" not in c]
+    metric_columns = [c for c in table if c != "seed" and not is_timing(c) and "_ci95_" not in c]
     summary = {c: {"mean": round(float(table[c].mean()), 4),
                    "sd": round(float(statistics.stdev(table[c])) if len(table) > 1 else 0.0, 4)} for c in metric_columns}
     output = output or root / "benchmarks" / "seeds" / f"{app}.csv"

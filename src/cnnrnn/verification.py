@@ -3,15 +3,16 @@
 After ``dvc repro`` (``make repro``) on a fresh clone, each ``metrics/<app>.json`` in the working
 tree is compared, key by key, with the one committed at a git revision (``git show REV:metrics/<app>.json``).
 Exact equality is the goal (the README states the tolerance); every key that differs is named with
-both values. Timings (``*_seconds``, ``*samples_per_second*``) and the machine fingerprint
-(``machine.*``, see :mod:`cnnrnn.reproducibility`) describe the machine, not the result: they are
-listed as ignored. Plain text in, plain text out: no torch, no Lightning, no MLflow.
+both values. Timings (a key any of whose words is a unit of time: ``train_seconds``,
+``seconds_per_image_512``, ``train_samples_per_second``) and the machine fingerprint (``machine.*``, see
+:mod:`cnnrnn.reproducibility`) describe the machine, not the result: they are listed as ignored. Plain text in, plain text out: no torch, no Lightning, no MLflow.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +21,14 @@ from typing import Any
 from cnnrnn.errors import UserError
 from cnnrnn.reproducibility import FINGERPRINT_KEY, describe
 
-TIMING_SUFFIXES = ("_seconds",)
-TIMING_PARTS = ("samples_per_second",)
+# A key is a timing when one of its words (split at "_" and ".") is a unit of time, wherever the word stands:
+# "train_seconds", "seconds_per_image_512", "train_samples_per_second", "latency_ms".
+TIME_UNITS = frozenset({"second", "seconds", "ms", "milliseconds", "minute", "minutes", "hour", "hours"})
+
+
+def is_timing(key: str) -> bool:
+    """Whether ``key`` measures time (and so the machine): one of its words is a unit of time."""
+    return not TIME_UNITS.isdisjoint(re.split(r"[_.]", key.lower()))
 
 
 def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -40,8 +47,7 @@ def flatten(metrics: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def is_ignored(key: str) -> bool:
     """Timings and the machine fingerprint: they describe the machine, not what was learned."""
-    return (key.endswith(TIMING_SUFFIXES) or any(part in key for part in TIMING_PARTS)
-            or key == FINGERPRINT_KEY or key.startswith(f"{FINGERPRINT_KEY}."))
+    return is_timing(key) or key == FINGERPRINT_KEY or key.startswith(f"{FINGERPRINT_KEY}.")
 
 
 def _is_number(value: Any) -> bool:
