@@ -157,9 +157,11 @@ def test_tiny_dvc_repro_generate_and_the_mlflow_model(tiny_pipeline, tmp_path):
     for key in ("test_nll_per_frame", "val_nll_per_frame", "frame_accuracy", "independent_test_nll_per_frame",
                 "repeat_test_nll_per_frame", "lstm_vs_independent_nll_per_frame_difference_ci95_low",
                 "valid_midi_fraction", "in_key_ratio", "pitch_class_distance", "polyphony", "repetition_rate",
-                "train_seconds"):
+                "train_seconds", "far_test_nll_per_frame", "far_test_nll_per_frame_ci95_low",
+                "far_lstm_vs_repeat_nll_per_frame_difference", "n_far_test_pieces", "test_max_melody_similarity"):
         assert key in metrics, key
     assert metrics["valid_midi_fraction"] == 1.0
+    assert 0 < metrics["n_far_test_pieces"] < metrics["n_test_pieces"] and metrics["test_max_melody_similarity"] < 0.7
     assert (project_copy / "plots/compose/generated.png").is_file()
     assert len(list((project_copy / "data/compose/generated").glob("piece-*.wav"))) == 2
 
@@ -206,3 +208,128 @@ def test_jsb_json_comes_from_a_local_server_and_keeps_its_split(file_server, tmp
     (tmp_path / "prepared").mkdir()
     info = prepare({**params, "data": data}, tmp_path / "raw", tmp_path / "prepared")
     assert info["sizes"] == {"train": 3, "val": 1, "test": 1}
+
+
+# --- no near-copies across splits (issue 26) -------------------------------------------------------------------------
+
+def tune(steps: list[int], start: int = 60, beats: list[int] | None = None, low: int = 21) -> np.ndarray:
+    """A melody (intervals ``steps`` from ``start``) over a held bass, each note ``beats`` frames long."""
+    pitches = np.cumsum([start, *steps])
+    beats = beats or [1] * len(pitches)
+    roll = np.zeros((sum(beats), 88), np.uint8)
+    frame = 0
+    for pitch, length in zip(pitches, beats):
+        roll[frame:frame + length, pitch - low] = 1
+        frame += length
+    roll[:, 36 - low] = 1
+    return roll
+
+
+def walk(rng, size: int, choices=(-2, -1, 1, 2, 3, -3, 4, -4)) -> list[int]:
+    """Random melodic steps that keep a tune starting at 60 within an octave and a half of it."""
+    steps, pitch = [], 0
+    for step in rng.choice(choices, size=size).tolist():
+        step = -step if abs(pitch + step) > 10 else step
+        steps.append(step)
+        pitch += step
+    return steps
+
+
+def test_melody_is_the_same_in_another_key_and_rhythm_and_unrelated_tunes_are_far():
+    from cnnrnn.compose.data import melody, melody_similarity
+
+    rng = np.random.default_rng(0)
+    steps = walk(rng, 40)
+    original = tune(steps)
+    assert melody(tune(steps, start=65)) == melody(original)  # transposed: the same intervals
+    assert melody(tune(steps, beats=rng.integers(1, 4, size=41).tolist())) == melody(original)  # other rhythm
+    varied = steps.copy()
+    varied[10], varied[25] = 5, -4  # two notes changed, as between two harmonizations
+    others = [tune(walk(rng, 40)) for _ in range(20)]
+    scores = melody_similarity([melody(original)], [melody(tune(varied))] + [melody(o) for o in others])[0]
+    assert scores[0] >= 0.85 and scores[1:].max() < 0.7
+
+
+def test_tune_families_under_other_bwv_numbers_stay_in_one_split():
+    """30 tunes, each harmonized three times under three BWV numbers (in other keys, with a note changed): the old
+    split by BWV number scattered families across train and test; now no family is split and nearest.csv's
+    similarities are all below the threshold."""
+    from cnnrnn.compose.data import melody, melody_similarity, nearest_training_pieces, split_pieces
+
+    rng = np.random.default_rng(1)
+    rolls = {}
+    for family in range(30):
+        steps = walk(rng, 30)
+        for setting in range(3):
+            varied = steps.copy()
+            varied[setting * 7] = 5
+            rolls[f"bwv{family * 3 + setting + 1}.{setting + 2}"] = tune(varied, start=55 + setting * 2)
+    data = {"format": "music21_corpus", "near_copy_threshold": 0.7, "val_fraction": 0.1, "test_fraction": 0.15}
+    splits = split_pieces(rolls, data, seed=0)
+    owner = {n: s for s, names in splits.items() for n in names}
+    for family in range(30):
+        assert len({owner[f"bwv{family * 3 + k + 1}.{k + 2}"] for k in range(3)}) == 1, family
+    assert all(splits.values())
+    near = nearest_training_pieces(rolls, splits)
+    assert max(r[2] for rows in near.values() for r in rows) < 0.7
+    within = melody_similarity([melody(rolls["bwv1.2"])], [melody(rolls["bwv2.3"])])[0, 0]
+    assert within >= 0.7  # the family really is one by the measure
+
+
+def test_real_chorale_families_stay_together_and_prepare_checks_it(prepared):
+    """The real bwv1* chorales: several tunes are set under two or three BWV numbers (113.8 and 168.6, 117.4 and
+    155.5 and 177.4, ...). Every pair of pieces in different splits is below the threshold, and nearest.csv
+    says so for every validation and test piece."""
+    import torch
+
+    from cnnrnn.compose.data import melody, melody_similarity
+    from cnnrnn.near_copies import read_nearest
+
+    names = {s: [n for n in torch.load(prepared / f"{s}.pt")["names"] if "@" not in n] for s in ("train", "val", "test")}
+    rolls = {n: r.numpy() for s in names for n, r in zip(torch.load(prepared / f"{s}.pt")["names"],
+                                                        torch.load(prepared / f"{s}.pt")["rolls"]) if "@" not in n}
+    owner = {n: s for s, v in names.items() for n in v}
+    ordered = sorted(rolls)
+    scores = melody_similarity([melody(rolls[n]) for n in ordered], [melody(rolls[n]) for n in ordered])
+    linked = [(a, b) for i, a in enumerate(ordered) for j, b in enumerate(ordered) if i < j and scores[i, j] >= 0.7
+              and a.split(".")[0] != b.split(".")[0]]
+    assert len(linked) >= 10  # the data under test has tune families across BWV numbers
+    assert all(owner[a] == owner[b] for a, b in linked), [(a, b) for a, b in linked if owner[a] != owner[b]]
+    for split in ("val", "test"):
+        nearest = read_nearest(prepared / "nearest.csv", split)
+        assert set(nearest) == set(names[split]) and max(nearest.values()) < 0.7
+    info = json.loads((prepared / "info.json").read_text())
+    assert info["nearest_training_melody"]["test"]["at_or_above_threshold"] == 0
+
+
+def test_a_file_of_more_than_max_parts_is_skipped_and_named(tmp_path, params):
+    import pretty_midi
+
+    from cnnrnn.compose.data import read_folder
+
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for parts in (4, 8):
+        midi = pretty_midi.PrettyMIDI()
+        for part in range(parts):
+            instrument = pretty_midi.Instrument(program=0)
+            instrument.notes = [pretty_midi.Note(80, 48 + 5 * part, t * 0.5, t * 0.5 + 0.5) for t in range(16)]
+            midi.instruments.append(instrument)
+        midi.write(str(folder / f"choir{parts}.mid"))
+    rolls, skipped, _ = read_folder(folder, {**params["data"], "max_parts": 4})
+    assert list(rolls) == ["choir4"] and "8 parts (max_parts 4)" in skipped["choir8.mid"]
+    rolls, skipped, _ = read_folder(folder, {**params["data"], "max_parts": None})
+    assert sorted(rolls) == ["choir4", "choir8"]
+
+
+def test_the_repeat_baselines_frame_accuracy_is_that_of_copying_the_previous_frame():
+    """Thresholding the repeat mix at 0.5 with a weight under 0.5 predicted nothing (accuracy 0.000); the baseline's
+    prediction is the previous frame, whatever its weight."""
+    from cnnrnn.compose.evaluate import baseline_scores
+    from cnnrnn.compose.measures import pitch_frequencies, totals
+
+    roll = scale_roll()  # half notes: every other frame repeats the one before
+    scores = baseline_scores([roll], pitch_frequencies([roll]), repeat_weight=0.2)
+    copied = totals(scores["repeat"])["frame_accuracy"]
+    assert 0.3 < copied < 1.0
+    assert totals(baseline_scores([roll], pitch_frequencies([roll]), repeat_weight=0.9)["repeat"])["frame_accuracy"] == copied

@@ -5,7 +5,8 @@
   validation NLL.
 - ``evaluate`` (test pieces; reports only): ``test_nll_per_frame``, ``frame_accuracy`` and the baselines'
   figures, with 95% intervals over test pieces, and the paired per-piece differences
-  (``lstm_vs_<baseline>_nll_per_frame_difference``: below 0 where the LSTM is better); then
+  (``lstm_vs_<baseline>_nll_per_frame_difference``: below 0 where the LSTM is better), and all of these again on
+  the farther half of the test pieces (``far_*``: melodies least like any training piece's, ``nearest.csv``); then
   ``generate.pieces`` new pieces of ``generate.bars`` bars: ``valid_midi_fraction``, ``in_key_ratio``,
   ``pitch_class_distance``, ``polyphony``, ``repetition_rate`` (with the test pieces' own figures beside).
 
@@ -25,11 +26,12 @@ import pandas as pd
 import torch
 
 from cnnrnn.compose.measures import (independent_probabilities, in_key_ratio, piece_scores, pitch_class_distance,
-                                     pitch_class_histogram, pitch_frequencies, polyphony, repeat_probabilities,
-                                     repetition_rate, span_set, totals)
+                                     pitch_class_histogram, pitch_frequencies, polyphony, previous_frames,
+                                     repeat_probabilities, repetition_rate, span_set, totals)
 from cnnrnn.compose.midi_files import valid_midi
 from cnnrnn.compose.predict import LoadedComposer, load, wav_bytes
 from cnnrnn.intervals import percentile_interval, resample_indices
+from cnnrnn.near_copies import far_items, read_nearest
 from cnnrnn.paths import AppPaths
 
 PREDICTORS = ("lstm", "independent", "repeat")
@@ -40,12 +42,18 @@ def rolls(paths: AppPaths, split: str) -> tuple[list[str], list[np.ndarray]]:
     return saved["names"], [r.numpy() for r in saved["rolls"]]
 
 
+def baseline_scores(pieces: list[np.ndarray], frequencies: np.ndarray,
+                    repeat_weight: float) -> dict[str, list[dict[str, float]]]:
+    """Per piece scores of the two baselines; ``repeat`` predicts (for its frame accuracy) the previous frame."""
+    return {"independent": [piece_scores(r, independent_probabilities(r, frequencies)) for r in pieces],
+            "repeat": [piece_scores(r, repeat_probabilities(r, frequencies, repeat_weight), previous_frames(r))
+                       for r in pieces]}
+
+
 def split_scores(model: LoadedComposer, pieces: list[np.ndarray], frequencies: np.ndarray,
                  repeat_weight: float) -> dict[str, list[dict[str, float]]]:
     """Per piece scores of every predictor."""
-    return {"lstm": [model.scores(r) for r in pieces],
-            "independent": [piece_scores(r, independent_probabilities(r, frequencies)) for r in pieces],
-            "repeat": [piece_scores(r, repeat_probabilities(r, frequencies, repeat_weight)) for r in pieces]}
+    return {"lstm": [model.scores(r) for r in pieces], **baseline_scores(pieces, frequencies, repeat_weight)}
 
 
 def choose_repeat_weight(params: dict[str, Any], paths: AppPaths, frequencies: np.ndarray) -> float:
@@ -131,6 +139,30 @@ def draw_rolls(pieces: list[np.ndarray], table: pd.DataFrame, pitch_low: int, pa
     return path
 
 
+def test_figures(scores: dict[str, list[dict[str, float]]], pieces, resamples: int, seed: int) -> dict[str, float]:
+    """Every predictor's NLL and frame accuracy over ``pieces`` (indices into ``scores``) with 95% intervals
+    (resampling those pieces), and the paired LSTM-minus-baseline NLL differences (below 0: the LSTM is better)."""
+    pieces = np.asarray(list(pieces), dtype=np.int64)
+    subset = {p: [scores[p][i] for i in pieces] for p in PREDICTORS}
+    draws = resample_indices(len(pieces), resamples, seed)
+    metrics: dict[str, float] = {}
+    resampled = {}
+    for predictor in PREDICTORS:
+        for metric, value in totals(subset[predictor]).items():
+            samples = np.array([totals(subset[predictor], d)[metric] for d in draws])
+            resampled[(predictor, metric)] = samples
+            key = named(predictor, metric, False)
+            low, high = percentile_interval(samples)
+            metrics.update({key: round(value, 4), f"{key}_ci95_low": round(low, 4), f"{key}_ci95_high": round(high, 4)})
+    for baseline in ("independent", "repeat"):
+        difference = resampled[("lstm", "nll_per_frame")] - resampled[(baseline, "nll_per_frame")]
+        low, high = percentile_interval(difference)
+        key = f"lstm_vs_{baseline}_nll_per_frame_difference"
+        observed = totals(subset["lstm"])["nll_per_frame"] - totals(subset[baseline])["nll_per_frame"]
+        metrics.update({key: round(observed, 4), f"{key}_ci95_low": round(low, 4), f"{key}_ci95_high": round(high, 4)})
+    return metrics
+
+
 def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
     cfg = params["evaluate"]
     model = load(paths.model_dir)
@@ -139,26 +171,22 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     frequencies = pitch_frequencies(train)
     weight = choose_repeat_weight(params, paths, frequencies)
     scores = split_scores(model, test, frequencies, weight)
-    draws = resample_indices(len(test), cfg["bootstrap_resamples"], params["seed"])
-    metrics: dict[str, Any] = {}
-    resampled = {}
-    for predictor in PREDICTORS:
-        for metric, value in totals(scores[predictor]).items():
-            samples = np.array([totals(scores[predictor], d)[metric] for d in draws])
-            resampled[(predictor, metric)] = samples
-            key = named(predictor, metric, False)
-            low, high = percentile_interval(samples)
-            metrics.update({key: round(value, 4), f"{key}_ci95_low": round(low, 4), f"{key}_ci95_high": round(high, 4)})
-    for baseline in ("independent", "repeat"):  # below 0: the LSTM's NLL is lower (lower is better)
-        difference = resampled[("lstm", "nll_per_frame")] - resampled[(baseline, "nll_per_frame")]
-        low, high = percentile_interval(difference)
-        key = f"lstm_vs_{baseline}_nll_per_frame_difference"
-        observed = totals(scores["lstm"])["nll_per_frame"] - totals(scores[baseline])["nll_per_frame"]
-        metrics.update({key: round(observed, 4), f"{key}_ci95_low": round(low, 4), f"{key}_ci95_high": round(high, 4)})
+    metrics = test_figures(scores, range(len(test)), cfg["bootstrap_resamples"], params["seed"])
+    # The same figures on the farther half of the test pieces (melodies least like any training piece's):
+    # generalization apart from whatever near-copies remain under the threshold.
+    similarity = read_nearest(paths.prepared / "nearest.csv")
+    far = far_items(similarity)
+    far_index = [i for i, n in enumerate(names) if n in far]
+    metrics.update({f"far_{k}": v for k, v in test_figures(scores, far_index, cfg["bootstrap_resamples"],
+                                                           params["seed"]).items()})
+    metrics.update({"n_far_test_pieces": len(far_index),
+                    "far_max_melody_similarity": round(max((similarity[n] for n in far), default=0.0), 4),
+                    "test_max_melody_similarity": round(max(similarity.values(), default=0.0), 4)})
     metrics.update({"repeat_weight": weight, "n_test_pieces": len(test), "n_test_frames": int(sum(map(len, test)))})
 
     paths.plots.mkdir(parents=True, exist_ok=True)
     per_piece = pd.DataFrame({"piece": names, "frames": [int(s["frames"]) for s in scores["lstm"]],
+                              "nearest_training_melody_similarity": [similarity.get(n) for n in names],
                               **{f"{p}_nll_per_frame": [round(s["nll"] / s["frames"], 4) for s in scores[p]]
                                  for p in PREDICTORS}})
     per_piece.to_csv(paths.plots / "pieces.csv", index=False)

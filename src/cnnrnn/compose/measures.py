@@ -6,7 +6,8 @@ predictor of per-frame pitch probabilities. The baselines are such predictors:
 
 - ``independent``: each pitch on with its training frequency (Laplace-smoothed), whatever came before;
 - ``repeat``: the previous frame again, mixed with the independent frequencies so no probability is 0 or 1
-  (``p = a * previous + (1 - a) * frequency``; ``a`` chosen on validation NLL).
+  (``p = a * previous + (1 - a) * frequency``; ``a`` chosen on validation NLL). Its frame accuracy is that of
+  its prediction, the previous frame copied (thresholding the mix would depend on ``a``: below 0.5, nothing).
 
 Generated pieces: :func:`in_key_ratio` (music21's key), :func:`pitch_class_histogram`,
 :func:`polyphony`, :func:`repetition_rate` (2-bar spans copied verbatim from training). No Lightning, no MLflow.
@@ -30,10 +31,14 @@ def independent_probabilities(roll: np.ndarray, frequencies: np.ndarray) -> np.n
     return np.broadcast_to(frequencies, roll.shape)
 
 
+def previous_frames(roll: np.ndarray) -> np.ndarray:
+    """(T, P): frame t-1 at row t (an empty frame first): what copying the previous frame predicts."""
+    return np.vstack([np.zeros((1, roll.shape[1]), dtype=roll.dtype), roll[:-1]])
+
+
 def repeat_probabilities(roll: np.ndarray, frequencies: np.ndarray, weight: float) -> np.ndarray:
     """Frame t's probabilities from frame t-1 (the first from an empty frame)."""
-    previous = np.vstack([np.zeros((1, roll.shape[1])), roll[:-1]])
-    return weight * previous + (1 - weight) * frequencies
+    return weight * previous_frames(roll) + (1 - weight) * frequencies
 
 
 def piece_scores(roll: np.ndarray, probabilities: np.ndarray, predicted: np.ndarray | None = None) -> dict[str, float]:

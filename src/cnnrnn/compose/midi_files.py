@@ -40,13 +40,19 @@ def parse_midi(data: bytes, name: str):
         raise NotMidi(f"{name}: unreadable MIDI ({type(err).__name__}: {str(err)[:80]})") from err
 
 
-def read_roll(path: Path, steps_per_quarter: int, pitch_low: int, pitch_high: int) -> np.ndarray:
+def count_parts(midi) -> int:
+    """How many parts (non-drum tracks with notes) a ``pretty_midi.PrettyMIDI`` has: 4 for a chorale in SATB, 8 for
+    a double chorus."""
+    return sum(1 for inst in midi.instruments if inst.notes and not inst.is_drum)
+
+
+def read_roll(path: Path, steps_per_quarter: int, pitch_low: int, pitch_high: int, midi=None) -> np.ndarray:
     """A MIDI file -> (frames, pitch_high - pitch_low + 1) uint8: 1 where a pitch sounds in a frame.
 
     A note covers the frames from its quantized start to its quantized end (at least one frame). Drums are
-    left out; pitches outside [pitch_low, pitch_high] are folded in by octaves.
+    left out; pitches outside [pitch_low, pitch_high] are folded in by octaves. ``midi``: the file already parsed.
     """
-    midi = parse_midi(Path(path).read_bytes(), Path(path).name)
+    midi = midi if midi is not None else parse_midi(Path(path).read_bytes(), Path(path).name)
     notes = [n for inst in midi.instruments if not inst.is_drum for n in inst.notes]
     if not notes:
         raise NotMidi(f"{Path(path).name}: no notes")
