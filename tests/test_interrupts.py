@@ -170,6 +170,27 @@ def test_ctrl_c_then_a_kill_resume_and_a_changed_param_starts_over(project_copy,
     assert steps(cli_env, runs[runs["status"] == "FINISHED"]["run_id"].iloc[0]) == [1, 2, 3]
 
 
+def test_a_killed_training_that_dvc_restores_from_its_run_cache_is_marked_killed(project_copy, cli_env):
+    """`dvc repro` trains (and DVC caches the run); a forced rerun is SIGKILLed after epoch 1; the next plain
+    `dvc repro` restores the stage from DVC's run cache, so no training starts and the killed run is still RUNNING.
+    The next cnnrnn command (`cnnrnn summary`, which `make repro` runs after `dvc repro`) marks it KILLED, loading
+    MLflow in a child process only; a run that ended is left alone."""
+    root = tiny_project(project_copy, THREE_EPOCHS, ["classify"], git=True)
+    run(["dvc", "repro", "classify_train"], root, cli_env)
+    run(["dvc", "repro", "--force", "--single-item", "classify_train"], root, cli_env, kill_at="train:epoch:1",
+        expect=255)
+    assert sorted(mlflow_runs(cli_env, "classify")["status"]) == ["FINISHED", "RUNNING"]
+    restored = run(["dvc", "repro", "classify_train"], root, cli_env)
+    assert "resuming" not in restored.stdout + restored.stderr and "checking out" in restored.stdout
+    assert sorted(mlflow_runs(cli_env, "classify")["status"]) == ["FINISHED", "RUNNING"]
+
+    summary = run(cnnrnn("summary"), root, cli_env)
+    assert "left RUNNING by a killed process; marked KILLED" in summary.stderr
+    runs = mlflow_runs(cli_env, "classify")
+    assert sorted(runs["status"]) == ["FINISHED", "KILLED"]
+    assert "marked KILLED" not in run(cnnrnn("summary"), root, cli_env).stderr  # once
+
+
 def test_prepare_killed_mid_write_leaves_the_old_prepared_data(project_copy, cli_env):
     root = tiny_project(project_copy, [], ["classify"])
     run(cnnrnn("fetch", "classify"), root, cli_env)

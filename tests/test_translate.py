@@ -111,7 +111,7 @@ def test_a_malformed_catalog_names_the_line():
 
 
 def test_catalog_split_never_puts_a_source_in_two_splits(prepared):
-    """Near-duplicates (the same English up to case and punctuation) stay in one split; nothing is empty."""
+    """Duplicates (the same English up to case and punctuation) stay in one split; nothing is empty."""
     from cnnrnn.translate.data import group_key
 
     info = json.loads((prepared / "info.json").read_text())
@@ -122,6 +122,63 @@ def test_catalog_split_never_puts_a_source_in_two_splits(prepared):
     assert group_key("Save the file.") == group_key("save  the FILE")
     assert group_key("Enter a valid e-mail address.") == group_key("Enter a valid email address")
     assert group_key("Search term(s)") == group_key("Search terms")
+
+
+def test_near_copy_sources_are_one_group_and_never_cross_the_split():
+    """Sources that differ by a plural, a verb's ending, one changed word or a hyphen are near-copies (the old
+    grouping, which ignored only case, spacing and punctuation, put them in different splits); unrelated UI strings
+    are not; near-copies chain into one group and a group goes to one split."""
+    from cnnrnn.translate.data import split_by_source
+    from cnnrnn.translate.near_copies import source_similarity
+
+    near = [("Invoices may not be changed after they are transmitted.", "Invoices may not be changed after they are created."),
+            ("Delete the selected project", "Delete the selected projects"),
+            ("Enter a valid e-mail address.", "Enter a valid email address"),
+            ("The event cannot end before it starts.", "The event's presale cannot end before it starts.")]
+    far = [("Save the file", "Delete the selected project"), ("Country code", "Show week"),
+           ("Please try again later.", "Invoices may not be changed after they are created.")]
+    scores = source_similarity([a for a, _ in near + far], [b for _, b in near + far]).diagonal()
+    assert all(v >= 0.8 for v in scores[:len(near)]), scores
+    assert all(v < 0.6 for v in scores[len(near):]), scores
+    pairs = [{"source": f"Delete the selected project number {i} now", "target": f"t{i}"} for i in range(30)]
+    pairs += [{"source": f"{w} settings of the team", "target": w} for w in ("Change", "Changes", "Changed", "Changing")]
+    pairs += [{"source": f"Unrelated string {chr(65 + i)}{chr(70 + i)}{i * 7}", "target": "u"} for i in range(40)]
+    splits = split_by_source(pairs, 0.1, 0.1, seed=3, threshold=0.8)
+    owner = {p["source"]: s for s, ps in splits.items() for p in ps}
+    assert len({owner[f"{w} settings of the team"] for w in ("Change", "Changes", "Changed", "Changing")}) == 1
+    assert len({owner[f"Delete the selected project number {i} now"] for i in range(30)}) == 1
+
+
+def test_the_alignment_filter_drops_a_stale_translation_and_keeps_good_ones():
+    from cnnrnn.translate.alignment import misaligned
+
+    good = [("Save the file", "Enregistrer le fichier"), ("Delete the file", "Supprimer le fichier"),
+            ("Open the file", "Ouvrir le fichier"), ("Save the page", "Enregistrer la page"),
+            ("Delete the page", "Supprimer la page"), ("Open the page", "Ouvrir la page"),
+            ("The event cannot be saved", "L'événement ne peut pas être enregistré"),
+            ("The page cannot be deleted", "La page ne peut pas être supprimée"),
+            ("The event cannot be deleted", "L'événement ne peut pas être supprimé"),
+            ("Upload images up to 2000 pixels", "Envoyez des images jusqu'à 2000 pixels")]
+    stale = [("Open the page and save the file", "Supprimer l'événement"),
+             ("Last 12 months", "Année en cours")]
+    cfg = {"min_count": 2, "min_dice": 0.1, "min_score": 0.25, "min_source_words": 4}
+    assert misaligned(good + stale, cfg) == [False] * len(good) + [True, True]
+
+
+def test_catalog_test_sources_have_no_near_copy_in_training(prepared, params):
+    """prepare's own check, on the real catalogs of two wheels: nearest.csv names every validation and test source's
+    most similar training source, and none reaches the threshold."""
+    from cnnrnn.near_copies import read_nearest
+    from cnnrnn.translate.near_copies import source_similarity
+
+    threshold = params["data"]["near_copy_threshold"]
+    sources = {split: sorted(set(torch.load(prepared / f"{split}.pt")["source"])) for split in ("train", "val", "test")}
+    for split in ("val", "test"):
+        nearest = read_nearest(prepared / "nearest.csv", split)
+        assert set(nearest) == set(sources[split]) and max(nearest.values()) < threshold
+    assert source_similarity(sources["test"], sources["train"]).max() < threshold
+    info = json.loads((prepared / "info.json").read_text())
+    assert info["nearest_training_source"]["test"]["at_or_above_threshold"] == 0
 
 
 def test_numbers_and_dates_are_split_by_value(params):
@@ -171,17 +228,32 @@ def test_bleu_and_chrf_come_from_sacrebleu_and_match_a_hand_checked_pair():
     from cnnrnn.translate.scoring import bootstrap, score
 
     hypothesis, reference = "le chat est sur le tapis", "le chat est sur le tapis"
-    assert score("bleu", [hypothesis], [reference]) == pytest.approx(100.0)
+    assert score("bleu", [hypothesis], [[reference]]) == pytest.approx(100.0)
     # hypothesis "le chat assis sur le tapis" against "le chat est assis sur le tapis": 6 unigrams, 5 bigrams,
     # 4 trigrams, 3 4-grams; matches 6/6, 4/5, 2/4, 1/3: BLEU = BP * exp(mean log p) with BP = exp(1 - 7/6)
     import math
 
     expected = math.exp(1 - 7 / 6) * math.exp((math.log(6 / 6) + math.log(4 / 5) + math.log(2 / 4) + math.log(1 / 3)) / 4)
-    assert score("bleu", ["le chat assis sur le tapis"], ["le chat est assis sur le tapis"]) == pytest.approx(
+    assert score("bleu", ["le chat assis sur le tapis"], [["le chat est assis sur le tapis"]]) == pytest.approx(
         100 * expected, abs=0.01)
-    figures, samples = bootstrap({"a": [hypothesis, "x y z"]}, [reference, "x y z"], 50, 0)
+    figures, samples = bootstrap({"a": [hypothesis, "x y z"]}, [[reference], ["x y z"]], 50, 0)
     assert figures["a"]["bleu"] == pytest.approx(100.0) and figures["a"]["exact_match"] == 1.0
     assert len(samples["a"]["chrf"]) == 50
+
+
+def test_a_source_is_one_item_with_all_its_references():
+    """A source translated two ways is scored once against both (sacreBLEU's reference streams), not twice against
+    one each; a second reference can only raise a score, and resampling draws sources."""
+    from cnnrnn.translate.scoring import bootstrap, exact_matches, reference_streams, score
+
+    references = [["Le fichier", "Fichier"], ["Ouvrir la page"]]
+    assert reference_streams(references) == [["Le fichier", "Ouvrir la page"], ["Fichier", None]]
+    hypotheses = ["Fichier", "Ouvrir la page"]
+    assert exact_matches(hypotheses, references).tolist() == [1.0, 1.0]
+    assert score("chrf", hypotheses, references) == pytest.approx(100.0)
+    assert score("chrf", hypotheses, [["Le fichier"], ["Ouvrir la page"]]) < 100.0
+    figures, samples = bootstrap({"a": hypotheses}, references, 20, 0)
+    assert figures["a"]["exact_match"] == 1.0 and len(samples["a"]["bleu"]) == 20
 
 
 def test_word_by_word_keeps_the_source_order():

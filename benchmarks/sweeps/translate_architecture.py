@@ -11,6 +11,8 @@ Adds its rows to benchmarks/sweeps/translate.csv:
 
     python benchmarks/sweeps/translate_architecture.py --grid cell=gru,lstm attention=bahdanau,luong dropout=0.1,0.2,0.3
     python benchmarks/sweeps/translate_architecture.py ... --parallel 12    # a GPU machine
+    python benchmarks/sweeps/translate_architecture.py --grid dropout=0.3 --table benchmarks/sweeps/translate_recheck.csv \
+        --note "issue 26 split"    # the runner-up settings again, on today's validation set
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def main() -> None:
     parser.add_argument("--work-dir", default=str(ROOT / ".sweeps" / "translate"))
     parser.add_argument("--parallel", type=int, default=1, help="points trained at once (one process each)")
     parser.add_argument("--output", default=None, help="also write the rows as JSON here")
+    parser.add_argument("--table", default=str(TABLE), help="the CSV the rows are added to (default: translate.csv)")
+    parser.add_argument("--note", default="", help="a note written in every row (e.g. which split)")
     args = parser.parse_args()
     points = grid_points(args.grid)
     threads = max(1, (os.cpu_count() or 2) // args.parallel)
@@ -90,9 +94,10 @@ def main() -> None:
                                  [threads] * len(points)))
     else:
         rows = [run_point(p, args.prepared, args.work_dir, threads) for p in points]
+    rows = [{**row, "note": args.note} if args.note else row for row in rows]
     if args.output:
         Path(args.output).write_text(json.dumps(rows, indent=2) + "\n")
-    print(add_rows(TABLE, rows).sort_values("val_chrf", ascending=False).to_string(index=False))
+    print(add_rows(Path(args.table), rows).sort_values("val_chrf", ascending=False).to_string(index=False))
 
 
 if __name__ == "__main__":

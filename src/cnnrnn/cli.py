@@ -231,9 +231,20 @@ def pin_numerics(args: argparse.Namespace) -> None:
     pin(runtime)
 
 
+# Every stage, and the commands that show runs: the first of them after a killed training that `dvc repro` restored
+# from its run cache (so that it never starts again) marks the killed run's MLflow run KILLED.
+ORPHAN_CHECKING_COMMANDS = ("fetch", "prepare", "train", "evaluate", "report", "summary", "compare", "promote")
+
+
 def run(args: argparse.Namespace) -> int:
     pin_numerics(args)
     from cnnrnn import stages
+
+    if args.command in ORPHAN_CHECKING_COMMANDS:  # runs a killed process left RUNNING (cnnrnn.tracking)
+        from cnnrnn.config import project_root
+        from cnnrnn.tracking import close_orphans_elsewhere
+
+        close_orphans_elsewhere(project_root())
 
     if args.command in ("fetch", "prepare", "train", "evaluate"):
         if args.command in ("train", "evaluate"):

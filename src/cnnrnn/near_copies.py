@@ -41,9 +41,11 @@ def connected_groups(keys: Sequence[Key], linked: Iterable[tuple[Key, Key]]) -> 
 
 
 def split_groups(group_of: dict[Key, Key], sizes: dict[Key, int], fractions: dict[str, float],
-                 seed: int) -> dict[Key, str]:
+                 seed: int, largest_held_out: float | None = None) -> dict[Key, str]:
     """``{key: split}``: whole groups in seeded order to each split of ``fractions`` (e.g. test, then val) until it
-    holds its fraction of the total size; the rest to ``train``."""
+    holds its fraction of the total size; the rest to ``train``. With ``largest_held_out``, a group larger than
+    that share of the smaller held-out split goes to train (one family of templated strings must not become half
+    the test set)."""
     members: dict[Key, list[Key]] = {}
     for key in sorted(group_of, key=str):
         members.setdefault(group_of[key], []).append(key)
@@ -51,9 +53,11 @@ def split_groups(group_of: dict[Key, Key], sizes: dict[Key, int], fractions: dic
     random.Random(seed).shuffle(order)
     total = sum(sizes[k] for k in group_of)
     filled = {split: 0 for split in fractions}
+    cap = largest_held_out * min(fractions.values()) * total if largest_held_out else float("inf")
     owner: dict[Key, str] = {}
     for group in order:
-        split = next((s for s, f in fractions.items() if filled[s] < f * total), "train")
+        size = sum(sizes[k] for k in members[group])
+        split = next((s for s, f in fractions.items() if filled[s] < f * total and size <= cap), "train")
         for key in members[group]:
             owner[key] = split
             if split in filled:

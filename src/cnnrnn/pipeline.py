@@ -48,7 +48,7 @@ NOT_DEPENDENCIES: dict[str, str] = {
 # What `dvc plots show` can draw (data it renders, pictures it shows); any other evaluate file is an `outs` the report shows.
 PLOT_SUFFIXES = (".csv", ".tsv", ".json", ".yaml", ".yml", ".png", ".jpg", ".jpeg", ".gif", ".svg")
 # Keys of <app>.evaluate that only the report reads (the report stage lists them), and the option's name.
-REPORT_ONLY = ("quality_bars", "notes")
+REPORT_ONLY = ("quality_bars", "notes", "before")
 HEADER = """\
 # The pipeline: every application's stages and what flows between them.
 # Written by `cnnrnn pipeline` from src/cnnrnn/registry.py: do not edit by hand (a test compares).

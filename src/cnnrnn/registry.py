@@ -165,13 +165,13 @@ _APPLICATIONS = (
     ),
     Application(
         name="stylize", network="CNN", inputs="images",
-        headline="feedforward_style_loss_ratio", baseline="color_only_style_loss_ratio",
+        headline="feedforward_style_loss_ratio", baseline="grain_only_style_loss_ratio",
         summary="the style of one image over the content of another: Gatys' optimization and feed-forward networks",
         reference=('Johnson et al. 2016: a feed-forward network matches the loss of 50 to 100 L-BFGS iterations of '
                    "Gatys' optimization and is about 1,000 times faster than 500 of them. Here: the style loss against "
                    "the photograph's own (lower: more of the style), and the seconds of each method."),
         evaluate_plots=("per_image.csv", "grid.png"),
-        metric_prefixes=("feedforward", "optimize", "color_only"),
+        metric_prefixes=("feedforward", "optimize", "grain_only"),
         curves=("train_style_loss", "train_content_loss", "val_style_loss", "val_content_loss"),
         plot_definitions=(
             {"stylize style loss ratio per test image (lower: more of the style's texture)": {
@@ -271,8 +271,8 @@ _APPLICATIONS = (
         summary="polyphonic music: an LSTM over piano-roll frames with a NADE over each frame's notes (Bach chorales from "
                 "MIDI) against two baselines",
         reference=('LSTM: 8.67 nats per frame on JSB Chorales, GRU 8.54 (Chung et al. 2014); RNN-NADE 5.56, which models'
-                   " each frame's notes jointly (Boulanger-Lewandowski et al. 2012). Bach chorales here too, but "
-                   "music21's corpus and another split: close, not the same test."),
+                   " each frame's notes jointly (Boulanger-Lewandowski et al. 2012). Bach chorales here too, four parts, but "
+                   "music21's corpus split by tune family: context for scale, not a comparison."),
         evaluate_params=("seed", "baseline", "generate"),
         evaluate_outs=("data/compose/generated",),
         evaluate_plots=("pieces.csv", "generated.csv", "generated.png"),

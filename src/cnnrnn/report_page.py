@@ -113,9 +113,9 @@ def comparison_markdown(root: Path) -> list[str]:
              "of this pipeline, scored on its held-out test split; the interval is the 95% bootstrap interval over test "
              "items, the baseline is measured by the same code, and the published figure is the task's classic result "
              "(on other data, unless it says so: a reference for scale, not a comparison).", "",
-             "| network | application | what it does | headline | test [95% interval] | baseline, same measurement | bar "
-             "| bars met | published figure | pictures |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| network | application | what it does | headline | test [95% interval] | before | baseline, same measurement "
+             "| bar | bars met | published figure | pictures |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for network in ("CNN", "RNN"):
         for row in summary_rows(root):
             app = APPLICATIONS[row["application"]]
@@ -125,7 +125,8 @@ def comparison_markdown(root: Path) -> list[str]:
             bars_met = row["bars met"].replace("missed", "**missed**")
             pictures = ", ".join(f"[{p.stem}](#{picture_id(p)})" for p in sorted((root / "plots" / app.name).glob("*.png")))
             lines.append(f"| {network} | [{app.name}](#{app.name}) | {app.summary} | `{row['headline']}` "
-                         f"| {row['measured [95% interval]']} | {row['baseline']} | {bar} | {bars_met} | {app.reference} "
+                         f"| {row['measured [95% interval]']} | {row['before'] or '—'} | {row['baseline']} | {bar} "
+                         f"| {bars_met} | {app.reference} "
                          f"| {pictures} |")
     lines.append("")
     path = root / "metrics" / f"{WORD_ORDER_APP}.json"

@@ -134,7 +134,9 @@ def write_report(root: Path) -> Path:
         metrics = json.loads(path.read_text())
         section = params.get(app, {})
         evaluate_cfg = section.get("evaluate", {})
-        bars, notes = evaluate_cfg.get("quality_bars", {}), evaluate_cfg.get("notes", {})
+        bars, notes = evaluate_cfg.get("quality_bars", {}), dict(evaluate_cfg.get("notes", {}))
+        for key, figure in (evaluate_cfg.get("before") or {}).items():  # the figure before a change of split
+            notes[key] = f"{notes[key]}; before: {figure}" if notes.get(key) else f"before: {figure}"
         models = [*(section.get("models") or {}), *APPLICATIONS[app].metric_prefixes]
         lines += [f"## {app}", "", *metric_tables(metrics, bars, notes, models)]
         for name in TABLES:
@@ -164,15 +166,16 @@ def baseline_name(baseline: str, headline: str) -> str:
 
 
 def summary_rows(root: Path) -> list[dict[str, str]]:
-    """One row per application with metrics: its headline metric with the 95% interval, its baseline measured by the
-    same code, the headline's bar, and how many of all its bars were met (naming those missed)."""
+    """One row per application with metrics: its headline metric with the 95% interval, the figure committed before
+    a change of data or split (``<app>.evaluate.before``, where there was one), its baseline measured by the same
+    code, the headline's bar, and how many of all its bars were met (naming those missed)."""
     params = load_params(root)
     rows = []
     for app, entry in APPLICATIONS.items():
         path = root / "metrics" / f"{app}.json"
         if not path.is_file():
             rows.append({"application": app, "headline": "not measured yet", "measured [95% interval]": "",
-                         "baseline": "", "bar": "", "bars met": f"run `dvc repro {app}_evaluate`"})
+                         "before": "", "baseline": "", "bar": "", "bars met": f"run `dvc repro {app}_evaluate`"})
             continue
         metrics = json.loads(path.read_text())
         bars = params.get(app, {}).get("evaluate", {}).get("quality_bars", {})
@@ -181,10 +184,12 @@ def summary_rows(root: Path) -> list[dict[str, str]]:
         missed = [key for key, met in verdicts.items() if not met]
         bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (f"; missed {', '.join(missed)}" if missed else "")
         bar = bars.get(head, "")
+        before = params.get(app, {}).get("evaluate", {}).get("before") or {}
         rows.append({
             "application": app,
             "headline": head,
             "measured [95% interval]": format_interval(metrics, head) if head in metrics else "missing",
+            "before": str(before.get(head, "")),
             "baseline": f"{baseline_name(entry.baseline, head)} {format_interval(metrics, entry.baseline)}"
                         if entry.baseline in metrics else "none",
             "bar": f"{bar} {'met' if verdicts.get(head) else 'missed'}" if bar and head in verdicts else "",

@@ -8,7 +8,11 @@ The tracking URI is ``$MLFLOW_TRACKING_URI`` if set, else ``sqlite:///<project r
 
 A run is never left ``RUNNING`` for ever: each stage records which process writes its run
 (``owner_file``), and the stage's next start marks ``KILLED`` a run whose process died on this host
-(:func:`close_dead_run`); Ctrl-C ends a run ``KILLED``, an error ``FAILED``.
+(:func:`close_dead_run`); Ctrl-C ends a run ``KILLED``, an error ``FAILED``. A killed training that
+``dvc repro`` then restores from DVC's run cache never starts again, so every ``cnnrnn`` stage and the commands
+that show results (``summary``, ``compare``, ``report``) first look for such orphans
+(:func:`orphaned_records`, plain files, no MLflow) and, if there are any, close them in a child process
+(``python -m cnnrnn.tracking``), so a stage that must not load MLflow does not.
 """
 
 from __future__ import annotations
@@ -168,6 +172,59 @@ def close_dead_run(record_file: Path, mlflow) -> str | None:
     return record["run_id"]
 
 
+RECORD_GLOBS = (".cache/checkpoints/*/*/run.json", ".cache/runs/*.json")  # training's, evaluation's
+
+
+def orphaned_records(root: Path) -> list[Path]:
+    """The owner records (:func:`owner_record`) of runs whose process died on this host before ending them: plain
+    JSON and ``/proc``, no MLflow. A run that ended (normally, by Ctrl-C or an error) has ``ended`` in its record."""
+    found = []
+    for path in sorted(p for pattern in RECORD_GLOBS for p in root.glob(pattern)):
+        try:
+            record = json.loads(path.read_text())
+            pid = int(record["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if record.get("ended") or record.get("host") != socket.gethostname():
+            continue
+        if not is_alive(pid, record.get("pid_started", "")):
+            found.append(path)
+    return found
+
+
+def mark_ended(record_file: Path | None, status: str) -> None:
+    """Say in the owner record that its run ended (so :func:`orphaned_records` passes it by)."""
+    if record_file is None or not record_file.is_file():
+        return
+    try:
+        record = json.loads(record_file.read_text())
+    except ValueError:
+        return
+    write_json_atomically(record_file, {**record, "ended": status})
+
+
+def close_orphaned_runs(root: Path) -> list[str]:
+    """Mark ``KILLED`` every run :func:`orphaned_records` finds (in this process: it loads MLflow); their ids."""
+    import mlflow
+
+    closed = []
+    for path in orphaned_records(root):
+        record = json.loads(path.read_text())
+        mlflow.set_tracking_uri(record.get("tracking_uri") or tracking_uri(root))
+        run_id = close_dead_run(path, mlflow)
+        mark_ended(path, "KILLED")
+        if run_id:
+            closed.append(run_id)
+    return closed
+
+
+def close_orphans_elsewhere(root: Path) -> None:
+    """If :func:`orphaned_records` finds any, close them in a child process (this one does not load MLflow)."""
+    if not is_rank_zero() or not orphaned_records(root):
+        return
+    subprocess.run([sys.executable, "-m", "cnnrnn.tracking", str(root)], check=False)
+
+
 @contextlib.contextmanager
 def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: dict[str, Any],
               extra_tags: dict[str, str] | None = None, owner_file: Path | None = None,
@@ -212,9 +269,19 @@ def start_run(root: Path, app: str, stage: str, params: dict[str, Any], info: di
         yield mlflow
     except KeyboardInterrupt:
         mlflow.end_run("KILLED")
+        mark_ended(owner_file, "KILLED")
         raise
     except BaseException:
         mlflow.end_run("FAILED")
+        mark_ended(owner_file, "FAILED")
         raise
     else:
         mlflow.end_run()
+        mark_ended(owner_file, "FINISHED")
+
+
+if __name__ == "__main__":  # close_orphans_elsewhere's child: python -m cnnrnn.tracking <project root>
+    import warnings
+
+    warnings.simplefilter("ignore")
+    close_orphaned_runs(Path(sys.argv[1]))  # close_dead_run says which runs it marked

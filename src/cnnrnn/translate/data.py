@@ -9,8 +9,13 @@ Formats (``translate.data.format``):
   filtered the way the tutorial filters (fewer than ``max_words`` words, English starting with ``prefixes``);
 - ``tsv``: a local tab-separated file of pairs (source, tab, target; further columns ignored).
 
-Except for ``numbers_dates``, pairs are split by their *source* string with near-duplicates grouped: the
-same English up to case, spacing and punctuation is one group, and a group belongs to one split.
+Except for ``numbers_dates``, pairs are split by their *source* string with near-copies grouped
+(:mod:`cnnrnn.translate.near_copies`): two English sources whose folded words or character 3-grams have a
+similarity of ``near_copy_threshold`` or more are linked, linked sources form one group (and the same English
+up to case, spacing and punctuation always does), and a group belongs to one split. ``nearest.csv`` gives each
+validation and test source's most similar training source; prepare stops if one reaches the threshold.
+Pairs whose translation does not match their source (a catalog entry whose English changed after it was
+translated) are dropped first when ``alignment_filter`` is on (:mod:`cnnrnn.translate.alignment`).
 
 Output (``data/translate/prepared/``): ``{train,val,test}.pt`` (``source``, ``target`` strings and their
 token ids), ``{train,val,test}.tsv`` (the pairs, readable), ``tokenizer.pt`` (:mod:`cnnrnn.translate.tokens`)
@@ -22,8 +27,8 @@ from __future__ import annotations
 import csv
 import io
 import json
-import random
 import re
+import sys
 import zipfile
 import zlib
 from collections import Counter
@@ -31,9 +36,15 @@ from pathlib import Path
 from typing import Any
 
 from cnnrnn.errors import UserError
+from cnnrnn.near_copies import (check_no_near_copies, connected_groups, linked_pairs, nearest, split_groups, summary,
+                                write_nearest)
 from cnnrnn.translate.catalogs import catalog_pairs, clean, read_po
+from cnnrnn.translate.near_copies import source_similarity
 
 SPLITS = ("train", "val", "test")
+# A group of near-copies larger than this share of the smaller held-out split goes to training: UI strings chain
+# into families of hundreds ("Are you sure you want to delete ...?"), and one of them must not fill a test set.
+LARGEST_HELD_OUT_GROUP = 0.25
 
 
 def group_key(source: str) -> str:
@@ -42,21 +53,28 @@ def group_key(source: str) -> str:
     return re.sub(r"[\W_]+", "", source.casefold())
 
 
-def split_by_source(pairs: list[dict[str, str]], val_fraction: float, test_fraction: float,
-                    seed: int) -> dict[str, list[dict[str, str]]]:
-    """Whole groups (:func:`group_key`) to test and val in seeded order, until each holds its fraction of the pairs."""
-    groups: dict[str, list[dict[str, str]]] = {}
+def split_by_source(pairs: list[dict[str, str]], val_fraction: float, test_fraction: float, seed: int,
+                    threshold: float) -> dict[str, list[dict[str, str]]]:
+    """Whole groups of near-copy sources to test and val in seeded order, until each holds its fraction of the
+    pairs; each pair's ``group`` names its group (the :func:`group_key` of one of its sources)."""
+    by_key: dict[str, list[dict[str, str]]] = {}
     for pair in pairs:
-        groups.setdefault(group_key(pair["source"]), []).append({**pair, "group": group_key(pair["source"])})
-    keys = sorted(groups)
-    random.Random(seed).shuffle(keys)
+        by_key.setdefault(group_key(pair["source"]), []).append(pair)
+    keys = sorted(by_key)
+    texts = {k: by_key[k][0]["source"] for k in keys}
+    group_of = connected_groups(keys, linked_pairs(texts, source_similarity, threshold))
+    owner = split_groups(group_of, {k: len(by_key[k]) for k in keys}, {"test": test_fraction, "val": val_fraction},
+                         seed, largest_held_out=LARGEST_HELD_OUT_GROUP)
     splits: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
     for key in keys:
-        for split, fraction in (("test", test_fraction), ("val", val_fraction), ("train", 1.0)):
-            if len(splits[split]) < fraction * len(pairs):
-                splits[split].extend(groups[key])
-                break
+        splits[owner[key]].extend({**pair, "group": group_of[key]} for pair in by_key[key])
     return splits
+
+
+def nearest_training_sources(splits: dict[str, list[dict[str, str]]]) -> dict[str, list[tuple[str, str, float]]]:
+    """``{split: [(source, most similar training source, similarity)]}`` for val and test, each source once."""
+    train = {p["source"]: p["source"] for p in splits["train"]}
+    return {s: nearest({p["source"]: p["source"] for p in splits[s]}, train, source_similarity) for s in ("val", "test")}
 
 
 def catalog_language(name: str) -> str:
@@ -136,8 +154,9 @@ def read_tsv(data: dict[str, Any], raw: Path) -> list[dict[str, str]]:
     return pairs
 
 
-def read_pairs(params: dict[str, Any], raw: Path) -> dict[str, list[dict[str, str]]]:
-    """``{split: [{"source", "target", ...}]}`` as ``translate.data.format`` says."""
+def read_pairs(params: dict[str, Any], raw: Path, counts: dict[str, int] | None = None) -> dict[str, list[dict[str, str]]]:
+    """``{split: [{"source", "target", ...}]}`` as ``translate.data.format`` says; ``counts`` (if given) gets
+    ``pairs_read`` and ``pairs_dropped_as_misaligned``."""
     data, seed = params["data"], params["seed"]
     fmt = data["format"]
     if fmt == "numbers_dates":
@@ -148,9 +167,17 @@ def read_pairs(params: dict[str, Any], raw: Path) -> dict[str, list[dict[str, st
     if fmt not in readers:
         raise UserError(f"unknown translate data format {fmt!r}; use catalogs, numbers_dates, tutorial_zip or tsv")
     pairs = readers[fmt](data, raw)
+    if data["alignment_filter"]["enabled"]:
+        from cnnrnn.translate.alignment import misaligned
+
+        dropped = misaligned([(p["source"], p["target"]) for p in pairs], data["alignment_filter"])
+        print(f"prepare: the alignment filter dropped {sum(dropped)} of {len(dropped)} pairs", file=sys.stderr)
+        if counts is not None:
+            counts.update({"pairs_read": len(pairs), "pairs_dropped_as_misaligned": sum(dropped)})
+        pairs = [p for p, drop in zip(pairs, dropped) if not drop]
     if len(pairs) < 10:
         raise UserError(f"only {len(pairs)} sentence pairs in {raw}; a translation model needs many more")
-    splits = split_by_source(pairs, data["val_fraction"], data["test_fraction"], seed)
+    splits = split_by_source(pairs, data["val_fraction"], data["test_fraction"], seed, data["near_copy_threshold"])
     if not all(splits.values()):
         raise UserError(f"{len(pairs)} pairs are too few to split into train, val and test")
     return splits
@@ -165,7 +192,8 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     for key in ("val_fraction", "test_fraction"):
         if not 0 < data[key] < 0.5:
             raise UserError(f"translate.data.{key} is {data[key]}; use a fraction between 0 and 0.5")
-    splits = read_pairs(params, raw)
+    counts: dict[str, int] = {}
+    splits = read_pairs(params, raw, counts)
     if not all(splits.values()):
         raise UserError(f"the {', '.join(s for s in SPLITS if not splits[s])} split is empty; use more pairs or other fractions")
     train = splits["train"]
@@ -191,11 +219,20 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
         unknown[split] = round(Counter(ids)[UNK] / max(1, len(ids)), 5)
         lengths[split] = round(sum(map(len, target_ids)) / max(1, len(target_ids)), 2)
     check_disjoint(splits)
+    near = {}
+    if data["format"] != "numbers_dates":  # split by value: "March 5" and "March 6" are meant to be alike
+        near = nearest_training_sources(splits)
+        write_nearest(out / "nearest.csv", near)
+        for split in ("val", "test"):
+            check_no_near_copies(near[split], data["near_copy_threshold"], f"translate {split}", "source similarity")
     source = json.loads((raw / "source.json").read_text()) if (raw / "source.json").exists() else {}
     info = {"dataset": data["name"], "format": data["format"], "target": data["target"], "sizes": sizes,
             "tokens": data["tokens"]["kind"], "vocabulary_size": tokenizer.size, "unknown_token_rate": unknown,
             "mean_target_tokens": lengths,
-            "origins": dict(Counter(p.get("origin", "rules") for p in train)), "source": source}
+            "origins": dict(Counter(p.get("origin", "rules") for p in train)),
+            **counts, "distinct_sources": {split: len({p["source"] for p in pairs}) for split, pairs in splits.items()},
+            "nearest_training_source": {s: summary(rows, data["near_copy_threshold"]) for s, rows in near.items()},
+            "source": source}
     if data["format"] == "numbers_dates":
         info["generators"] = generator_versions()
     (out / "info.json").write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n")

@@ -1,7 +1,9 @@
 """Evaluate the translation model against the copy and word-by-word baselines on unseen sentences.
 
-One measurement for both splits: every system translates every source sentence of the split, and
-sacreBLEU scores the outputs against the human references (:mod:`cnnrnn.translate.scoring`).
+One measurement for both splits: every system translates every distinct source sentence of the split once,
+and sacreBLEU scores the outputs against all of that source's human references (:mod:`cnnrnn.translate.scoring`);
+intervals resample whole groups of near-copy sources (a cluster bootstrap). Test figures are also reported on the farther half of the test sources (``far_*``:
+those least like any training source, ``nearest.csv``).
 
 - ``validate`` (validation pairs; chooses defaults): ``val_bleu``, ``val_chrf``, ``val_exact_match`` of the
   model as ``cnnrnn predict`` decodes (the trained beam width), ``greedy_val_*``, ``copy_val_*`` and
@@ -26,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from cnnrnn.near_copies import far_items, read_nearest
 from cnnrnn.paths import AppPaths
 from cnnrnn.translate.baselines import WordByWord, choose_word_by_word, copy_source
 from cnnrnn.translate.predict import LoadedTranslator, load
@@ -39,9 +42,26 @@ def pairs(paths: AppPaths, split: str) -> tuple[list[str], list[str]]:
     return saved["source"], saved["target"]
 
 
+def items(paths: AppPaths, split: str) -> tuple[list[str], list[list[str]]]:
+    """The split's distinct sources (first-seen order) and each one's references."""
+    references: dict[str, list[str]] = {}
+    for source, target in zip(*pairs(paths, split)):
+        references.setdefault(source, []).append(target)
+    return list(references), list(references.values())
+
+
+def source_groups(paths: AppPaths, split: str) -> dict[str, str]:
+    """``{source: its group of near-copies}`` (``{split}.tsv``'s ``group_or_value``; a source alone if it has none)."""
+    import csv
+
+    with (paths.prepared / f"{split}.tsv").open(encoding="utf-8", newline="") as f:
+        return {row["source"]: row["group_or_value"] or row["source"]
+                for row in csv.DictReader(f, delimiter="\t")}
+
+
 def word_by_word(params: dict[str, Any], paths: AppPaths) -> tuple[WordByWord, dict[str, Any], list[dict[str, Any]]]:
     """The lexical table of the training pairs and its settings, chosen on the validation pairs."""
-    val_sources, val_references = pairs(paths, "val")
+    val_sources, val_references = items(paths, "val")
     return choose_word_by_word(pairs(paths, "train"), val_sources, val_references, params["baseline"],
                                lambda h, r: score("chrf", h, r))
 
@@ -58,9 +78,9 @@ def translate_all(model: LoadedTranslator, sources: list[str], greedy_too: bool,
 
 
 def system_outputs(params: dict[str, Any], paths: AppPaths, model: LoadedTranslator, split: str
-                   ) -> tuple[dict[str, list[str]], dict[str, list[dict]], list[str], list[str], dict[str, Any]]:
+                   ) -> tuple[dict[str, list[str]], dict[str, list[dict]], list[str], list[list[str]], dict[str, Any]]:
     """Every system's output on ``split``: ({system: outputs}, the model's rows, sources, references, baseline record)."""
-    sources, references = pairs(paths, split)
+    sources, references = items(paths, split)
     rows = translate_all(model, sources, params["evaluate"]["greedy_too"], split)
     table, chosen, tried = word_by_word(params, paths)
     outputs = {name: [r["translation"] for r in r_] for name, r_ in rows.items()}
@@ -86,10 +106,10 @@ def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, Any]:
         figures = {m: round(score(m, hypotheses, references), 2) for m in METRICS}
         figures["exact_match"] = round(float(exact_matches(hypotheses, references).mean()), 4)
         metrics.update(flat(name, figures, val=True))
-    return {**metrics, **record, "n_val": len(references)}
+    return {**metrics, **record, "n_val": len(references), "n_val_pairs": sum(map(len, references))}
 
 
-def length_breakdown(outputs: dict[str, list[str]], sources: list[str], references: list[str],
+def length_breakdown(outputs: dict[str, list[str]], sources: list[str], references: list[list[str]],
                      edges: list[int]) -> pd.DataFrame:
     """BLEU and chrF of every system within each band of source length (words): [edges[i], edges[i+1])."""
     words = np.array([len(s.split()) for s in sources])
@@ -145,11 +165,11 @@ def draw_attention(rows: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
-    cfg = params["evaluate"]
-    model = load(paths.model_dir)
-    outputs, rows, sources, references, record = system_outputs(params, paths, model, "test")
-    figures, samples = bootstrap(outputs, references, cfg["bootstrap_resamples"], params["seed"])
+def test_figures(outputs: dict[str, list[str]], references: list[list[str]], groups: list[str], resamples: int,
+                 seed: int) -> dict[str, float]:
+    """Every system's figures with 95% intervals (resampling whole groups of near-copy sources), and the seq2seq
+    model's paired differences against each baseline."""
+    figures, samples = bootstrap(outputs, references, resamples, seed, groups)
     metrics: dict[str, Any] = {}
     for name in outputs:
         metrics.update(flat(name, figures[name]))
@@ -158,8 +178,31 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
             observed = figures[SEQ2SEQ][m] - figures[baseline][m]
             for k, v in paired_difference(samples[SEQ2SEQ][m], samples[baseline][m], observed).items():
                 metrics[f"seq2seq_vs_{baseline}_{m}_{k}"] = v
+    return metrics
+
+
+def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], list[Path]]:
+    cfg = params["evaluate"]
+    model = load(paths.model_dir)
+    outputs, rows, sources, references, record = system_outputs(params, paths, model, "test")
+    group_of = source_groups(paths, "test")
+    groups = [group_of.get(source, source) for source in sources]
+    metrics = test_figures(outputs, references, groups, cfg["bootstrap_resamples"], params["seed"])
+    metrics["n_test_groups"] = len(set(groups))
+    if (paths.prepared / "nearest.csv").is_file():  # not for numbers_dates, split by value
+        similarity = read_nearest(paths.prepared / "nearest.csv")
+        far = far_items(similarity)
+        chosen = [i for i, source in enumerate(sources) if source in far]
+        metrics.update({f"far_{k}": v for k, v in test_figures({n: [o[i] for i in chosen] for n, o in outputs.items()},
+                                                               [references[i] for i in chosen],
+                                                               [groups[i] for i in chosen],
+                                                               cfg["bootstrap_resamples"], params["seed"]).items()})
+        metrics.update({"n_far_test": len(chosen),
+                        "far_max_source_similarity": round(max((similarity[s] for s in far), default=0.0), 4),
+                        "test_max_source_similarity": round(max(similarity.values(), default=0.0), 4)})
     metrics.update(record)
-    metrics.update({"n_test": len(references), "decoding_beam_width": model.beam_width})
+    metrics.update({"n_test": len(references), "n_test_pairs": sum(map(len, references)),
+                    "decoding_beam_width": model.beam_width})
 
     paths.plots.mkdir(parents=True, exist_ok=True)
     files = []
@@ -167,7 +210,7 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     breakdown.to_csv(paths.plots / "by_length.csv", index=False)
     files.append(paths.plots / "by_length.csv")
     shown = min(cfg["examples"], len(sources))
-    examples = pd.DataFrame({"source": sources[:shown], "reference": references[:shown],
+    examples = pd.DataFrame({"source": sources[:shown], "reference": [" | ".join(r) for r in references[:shown]],
                              **{name: out[:shown] for name, out in outputs.items()}})
     examples.to_csv(paths.plots / "examples.csv", index=False)
     files.append(paths.plots / "examples.csv")

@@ -5,7 +5,12 @@ sacreBLEU computes every score (nothing hand-written): each sentence's sufficien
 function of their sums. A bootstrap resample sums the statistics of the resampled sentences, so
 1,000 resamples cost 1,000 cheap sums, not 1,000 re-tokenizations. A paired difference uses the same
 resampled sentences for both systems (:mod:`cnnrnn.intervals`' rule: better only where the 95% interval
-lies above zero).
+lies above zero). Test sources of one group of near-copies (``nearest.csv``'s groups: the split keeps a group
+together, so a group may hold several test sources) are resampled together: a cluster bootstrap.
+
+One item is one source sentence with *all* its human references (a source translated twice in the catalogs, as
+"Le fichier" and "Fichier", is one item with two references): sacreBLEU takes them as reference streams (a
+stream is ``None`` where a source has fewer references), and a resample draws sources, not pairs.
 """
 
 from __future__ import annotations
@@ -23,9 +28,17 @@ def metric(name: str):
     return {"bleu": BLEU, "chrf": CHRF}[name]()
 
 
-def sentence_statistics(name: str, hypotheses: list[str], references: list[str]) -> np.ndarray:
-    """(N, k) sufficient statistics of each sentence for sacreBLEU's ``name`` (one reference each)."""
-    return np.asarray(metric(name)._extract_corpus_statistics(hypotheses, [references]), dtype=np.float64)
+def reference_streams(references: list[list[str]]) -> list[list[str | None]]:
+    """Each source's references (a list each) -> sacreBLEU's reference streams: stream k holds every source's k-th
+    reference, ``None`` where it has fewer."""
+    depth = max((len(r) for r in references), default=1)
+    return [[refs[k] if k < len(refs) else None for refs in references] for k in range(depth)]
+
+
+def sentence_statistics(name: str, hypotheses: list[str], references: list[list[str]]) -> np.ndarray:
+    """(N, k) sufficient statistics of each sentence for sacreBLEU's ``name`` against all its references."""
+    return np.asarray(metric(name)._extract_corpus_statistics(hypotheses, reference_streams(references)),
+                      dtype=np.float64)
 
 
 def corpus_score(name: str, statistics: np.ndarray, scorer=None) -> float:
@@ -34,22 +47,36 @@ def corpus_score(name: str, statistics: np.ndarray, scorer=None) -> float:
     return float(scorer._compute_score_from_stats(list(statistics)).score)
 
 
-def score(name: str, hypotheses: list[str], references: list[str]) -> float:
-    return float(metric(name).corpus_score(hypotheses, [references]).score)
+def score(name: str, hypotheses: list[str], references: list[list[str]]) -> float:
+    """The corpus score of ``hypotheses`` against each one's references (a list each)."""
+    return float(metric(name).corpus_score(hypotheses, reference_streams(references)).score)
 
 
-def exact_matches(hypotheses: list[str], references: list[str]) -> np.ndarray:
-    """(N,) 1.0 where the output is the reference exactly (up to surrounding whitespace)."""
-    return np.array([float(h.strip() == r.strip()) for h, r in zip(hypotheses, references)])
+def exact_matches(hypotheses: list[str], references: list[list[str]]) -> np.ndarray:
+    """(N,) 1.0 where the output is one of its references exactly (up to surrounding whitespace)."""
+    return np.array([float(any(h.strip() == r.strip() for r in refs)) for h, refs in zip(hypotheses, references)])
 
 
-def bootstrap(systems: dict[str, list[str]], references: list[str], resamples: int, seed: int
-              ) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
-    """Scores of every system with 95% intervals, and the resampled scores (for paired differences).
+def cluster_resample_indices(clusters: list, resamples: int, seed: int) -> list[np.ndarray]:
+    """A cluster bootstrap: each resample draws whole clusters (``clusters[i]`` names item i's) with replacement and
+    returns their items' indices (lengths vary). With every item its own cluster it draws exactly what
+    :func:`~cnnrnn.intervals.resample_indices` draws."""
+    members: dict = {}
+    for index, cluster in enumerate(clusters):
+        members.setdefault(cluster, []).append(index)
+    groups = [np.array(v, dtype=np.int64) for v in members.values()]
+    draws = resample_indices(len(groups), resamples, seed)
+    return [np.concatenate([groups[g] for g in draw]) for draw in draws]
+
+
+def bootstrap(systems: dict[str, list[str]], references: list[list[str]], resamples: int, seed: int,
+              groups: list[str] | None = None) -> tuple[dict[str, dict[str, float]], dict[str, dict[str, np.ndarray]]]:
+    """Scores of every system with 95% intervals, and the resampled scores (for paired differences). ``groups``
+    (one name per source; default: each source its own): sources of one group of near-copies are resampled together.
 
     Out: ``{system: {"bleu", "bleu_ci95_low", ..., "exact_match", ...}}`` and ``{system: {metric: (R,)}}``.
     """
-    draws = resample_indices(len(references), resamples, seed)
+    draws = cluster_resample_indices(groups if groups is not None else list(range(len(references))), resamples, seed)
     figures: dict[str, dict[str, float]] = {}
     samples: dict[str, dict[str, np.ndarray]] = {}
     for system, hypotheses in systems.items():
@@ -61,7 +88,7 @@ def bootstrap(systems: dict[str, list[str]], references: list[str], resamples: i
             figures[system][name] = round(corpus_score(name, stats.sum(axis=0), scorer), 2)
             samples[system][name] = resampled
         hits = exact_matches(hypotheses, references)
-        samples[system]["exact_match"] = hits[draws].mean(axis=1)
+        samples[system]["exact_match"] = np.array([hits[d].mean() for d in draws])
         figures[system]["exact_match"] = round(float(hits.mean()), 4)
         for name in (*METRICS, "exact_match"):
             low, high = percentile_interval(samples[system][name])
