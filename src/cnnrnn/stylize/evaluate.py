@@ -1,11 +1,12 @@
 """Evaluate both methods on held-out photographs: style taken, content kept, colours, and time.
 
-:func:`evaluate` styles every test photograph with every style's feed-forward network, and a fixed small
-set (``evaluate.optimize_images`` x ``evaluate.optimize_styles``) with Gatys' optimization, and grades
-each output with :mod:`cnnrnn.stylize.measures` using the fixed evaluation network (not the loss network
-either method optimized). Metrics: per method the mean ``style_loss_ratio``, ``content_ssim`` and
-``color_distance``, every (photograph, style) figure beside them, ``seconds_per_image_512``, and the
-colour-only reference (each test photograph given only the style's colour histogram).
+:func:`evaluate` styles every test photograph with every style's feed-forward network, and every test
+photograph with each of ``evaluate.optimize_styles`` by Gatys' optimization (no test photograph is named in
+the configuration), and grades each output with :mod:`cnnrnn.stylize.measures` using the fixed evaluation
+network (not the loss network either method optimized). Metrics: per method the mean ``style_loss_ratio``,
+``content_ssim`` and ``color_distance`` with 95% intervals over its (photograph, style) pairs, every pair's
+figure beside them, ``seconds_per_image_512``, and the grain-only control (each test photograph with film grain
+and nothing else: a control that can fail) with each method's paired difference from it.
 :func:`validate` computes the same figures on the validation photographs, and writes nothing.
 
 Files (``plots/stylize/``): ``per_image.csv`` and ``grid.png`` (content, style and each method's output).
@@ -24,10 +25,12 @@ import torch
 
 from cnnrnn.paths import AppPaths
 from cnnrnn.stylize.features import evaluation_network
-from cnnrnn.stylize.measures import color_distance, content_ssim, match_histograms, style_loss_ratio
+from cnnrnn.intervals import percentile_interval, resample_indices
+from cnnrnn.stylize.measures import color_distance, content_ssim, grain_only, style_loss_ratio
 from cnnrnn.stylize.predict import LoadedStylizer, load
 
 MEASURES = ("style_loss_ratio", "content_ssim", "color_distance")
+CONTROL = "grain_only"  # the photograph with film grain and nothing else
 
 
 def grade(network, output: torch.Tensor, content: torch.Tensor, style: torch.Tensor, side: int) -> dict[str, float]:
@@ -56,10 +59,10 @@ def stylize_split(model: LoadedStylizer, cfg: dict[str, Any], images: dict[str, 
             outputs[("feedforward", name, style)] = styled
             rows.append({"method": "feedforward", "content": name, "style": style,
                          **grade(network, styled, content, model.style_images[style], side), "seconds": round(seconds, 3)})
-            colour_only = match_histograms(content, model.style_images[style])
-            outputs[("color_only", name, style)] = colour_only
-            rows.append({"method": "color_only", "content": name, "style": style,
-                         **grade(network, colour_only, content, model.style_images[style], side), "seconds": 0.0})
+            grainy = grain_only(content, cfg["grain_strength"], cfg["grain_seed"])
+            outputs[(CONTROL, name, style)] = grainy
+            rows.append({"method": CONTROL, "content": name, "style": style,
+                         **grade(network, grainy, content, model.style_images[style], side), "seconds": 0.0})
     for name, style in optimize_on:
         print(f"stylize: optimizing {name} x {style}", file=sys.stderr, flush=True)
         styled, record = model.optimize(images[name], style)
@@ -78,9 +81,33 @@ def summary(table: pd.DataFrame, prefix: str = "") -> dict[str, float]:
     return out
 
 
+def intervals(table: pd.DataFrame, resamples: int, seed: int) -> dict[str, float]:
+    """95% intervals of each method's mean measures, resampling its (photograph, style) pairs, and each method's
+    paired difference from the grain-only control on the same pairs (``<method>_vs_grain_only_<measure>_difference``:
+    below 0 where the method's style ratio is lower, i.e. closer to the style than grain alone)."""
+    out: dict[str, float] = {}
+    control = table[table["method"] == CONTROL].set_index(["content", "style"])
+    for method, rows in table.groupby("method", sort=False):
+        draws = resample_indices(len(rows), resamples, seed)
+        for measure in MEASURES:
+            values = rows[measure].to_numpy(dtype=float)
+            low, high = percentile_interval(values[draws].mean(axis=1))
+            out.update({f"{method}_{measure}_ci95_low": round(low, 4), f"{method}_{measure}_ci95_high": round(high, 4)})
+        if method == CONTROL:
+            continue
+        for measure in ("style_loss_ratio", "content_ssim"):
+            paired = rows.set_index(["content", "style"])[measure] - control[measure]
+            paired = paired.dropna().to_numpy(dtype=float)
+            key = f"{method}_vs_{CONTROL}_{measure}_difference"
+            low, high = percentile_interval(paired[resample_indices(len(paired), resamples, seed)].mean(axis=1))
+            out.update({key: round(float(paired.mean()), 4), f"{key}_ci95_low": round(low, 4),
+                        f"{key}_ci95_high": round(high, 4)})
+    return out
+
+
 def optimize_pairs(cfg: dict[str, Any], names: list[str], styles: list[str]) -> list[tuple[str, str]]:
-    wanted = [n for n in cfg["optimize_images"] if n in names] or names[:1]
-    return [(n, s) for n in wanted for s in (cfg["optimize_styles"] or styles[:1]) if s in styles]
+    """Every photograph of the split with each of ``optimize_styles`` (the first style if none is named)."""
+    return [(n, s) for n in names for s in (cfg["optimize_styles"] or styles[:1]) if s in styles]
 
 
 def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, float]:
@@ -88,8 +115,8 @@ def validate(params: dict[str, Any], paths: AppPaths) -> dict[str, float]:
     cfg = params["evaluate"]
     model = load(paths.model_dir)
     images = photographs(paths, "val")
-    table, _ = stylize_split(model, cfg, images, optimize_pairs({**cfg, "optimize_images": []}, list(images), model.styles)[:1])
-    return summary(table[table["method"] != "color_only"], prefix="val_")
+    table, _ = stylize_split(model, cfg, images, optimize_pairs(cfg, list(images), model.styles))
+    return summary(table, prefix="val_")
 
 
 def seconds_per_image(model: LoadedStylizer, style: str, side: int, repeats: int) -> float:
@@ -113,7 +140,8 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     out = paths.plots
     table.to_csv(out / "per_image.csv", index=False)
     metrics: dict[str, Any] = summary(table)
-    for row in table[table["method"] != "color_only"].itertuples():
+    metrics.update(intervals(table, cfg["bootstrap_resamples"], params["seed"]))
+    for row in table[table["method"] != CONTROL].itertuples():
         for measure in ("style_loss_ratio", "content_ssim"):
             metrics[f"{row.method}_{row.content}_{row.style}_{measure}"] = getattr(row, measure)
     metrics["seconds_per_image_512"] = seconds_per_image(model, model.styles[0], 512, cfg["timing_repeats"])

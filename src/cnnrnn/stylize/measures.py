@@ -8,6 +8,9 @@
   the greyscale content: are the content's shapes still where they were?
 - :func:`color_distance`: the Hellinger distance between joint RGB histograms (8 bins a channel):
   0 same colours, 1 no colour in common. Reported apart from style: colour alone is not style.
+- :func:`grain_only`: the control every output is compared with: the photograph with film grain added and
+  nothing else. Unlike a colour-only image (the ratio's own denominator, 1.0 by construction) it can fail: a
+  grader that rewards fine-scale statistics scores grain as style.
 """
 
 from __future__ import annotations
@@ -53,6 +56,13 @@ def style_loss_ratio(network: FeatureNetwork, output: torch.Tensor, content: tor
         return style_distance(network.grams(image[None]), target)
 
     return float(distance(output) / distance(content).clamp_min(1e-12))
+
+
+def grain_only(content: torch.Tensor, strength: float, seed: int) -> torch.Tensor:
+    """(3, H, W) in [0, 1] -> the same photograph with grey Gaussian grain of standard deviation ``strength`` per
+    pixel (the same in the three channels, as film grain), clipped to [0, 1]; ``seed`` fixes the grain."""
+    noise = torch.randn(content.shape[-2:], generator=torch.Generator().manual_seed(seed), dtype=content.dtype)
+    return (content + strength * noise[None]).clamp(0, 1)
 
 
 def grey(image: torch.Tensor) -> torch.Tensor:
