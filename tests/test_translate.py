@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import random
 import subprocess
 import sys
 import zipfile
@@ -346,9 +347,14 @@ def test_the_tutorial_zip_comes_from_a_local_server_and_is_filtered_like_the_tut
     from cnnrnn.translate.data import read_pairs
 
     served, url = file_server
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(7)) for _ in range(120)]
+
+    def word(i: int) -> str:  # distinct made-up words: no two sentences are near-copies (40 templated ones would be)
+        return words[i]
     lines = ["I am cold.\tJ'ai froid.", "He is tall.\tIl est grand.", "Go.\tVa !",
              "I am not going to tell you what happened yesterday at all.\tJe ne vais pas te dire ce qui s'est passé.",
-             *[f"You are number {i}.\tTu es le numéro {i}." for i in range(40)]]
+             *[f"You are {word(i)} {word(i + 40)} {word(i + 80)}.\tTu es {word(i)}." for i in range(40)]]
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("data/eng-fra.txt", "\n".join(lines) + "\n")

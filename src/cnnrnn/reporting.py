@@ -189,7 +189,7 @@ def summary_rows(root: Path) -> list[dict[str, str]]:
             "application": app,
             "headline": head,
             "measured [95% interval]": format_interval(metrics, head) if head in metrics else "missing",
-            "before": str(before.get(head, "")),
+            "before": str(before.get(head, "")).split(" (")[0],  # the figure; why it moved is in the report's notes
             "baseline": f"{baseline_name(entry.baseline, head)} {format_interval(metrics, entry.baseline)}"
                         if entry.baseline in metrics else "none",
             "bar": f"{bar} {'met' if verdicts.get(head) else 'missed'}" if bar and head in verdicts else "",
