@@ -64,7 +64,7 @@ def test_summary_is_one_line_per_application_with_headline_baseline_and_bars():
     assert set(rows) == set(APPLICATIONS)
     assert "test_accuracy" in rows["classify"] and "of 1" in rows["classify"]
     assert "ngram " in rows["keyboard"] and "[" in rows["keyboard"]  # the baseline, with its interval
-    assert all(len(line) < 240 for line in lines)  # one line an application, the "before" column included
+    assert all(len(line) < 200 for line in lines)
     assert baseline_name("grain_only_style_loss_ratio", "feedforward_style_loss_ratio") == "grain_only"
     assert baseline_name("repeat_test_nll_per_frame", "test_nll_per_frame") == "repeat"
 

@@ -168,7 +168,7 @@ def baseline_name(baseline: str, headline: str) -> str:
 def summary_rows(root: Path) -> list[dict[str, str]]:
     """One row per application with metrics: its headline metric with the 95% interval, the figure committed before
     a change of data or split (``<app>.evaluate.before``, where there was one), its baseline measured by the same
-    code, the headline's bar, and how many of all its bars were met (naming those missed)."""
+    code, the headline's bar, and how many of all its bars were met (naming the others missed)."""
     params = load_params(root)
     rows = []
     for app, entry in APPLICATIONS.items():
@@ -182,7 +182,9 @@ def summary_rows(root: Path) -> list[dict[str, str]]:
         head = entry.headline
         verdicts = {key: meets_bar(metrics[key], bar) for key, bar in bars.items() if metrics.get(key) is not None}
         missed = [key for key, met in verdicts.items() if not met]
-        bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (f"; missed {', '.join(missed)}" if missed else "")
+        others = [key for key in missed if key != head]  # the headline's own verdict is in the "bar" column
+        bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (
+            f"; {'also ' if head in missed else ''}missed {', '.join(others)}" if others else "")
         bar = bars.get(head, "")
         before = params.get(app, {}).get("evaluate", {}).get("before") or {}
         rows.append({
