@@ -53,7 +53,7 @@ def test_summary_is_one_line_per_application_with_headline_baseline_and_bars():
     from pathlib import Path
 
     from cnnrnn.registry import APPLICATIONS
-    from cnnrnn.reporting import baseline_name
+    from cnnrnn.reporting import baseline_name, named_within
 
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run([sys.executable, "-m", "cnnrnn.cli", "summary"], cwd=root, capture_output=True, text=True)
@@ -67,6 +67,8 @@ def test_summary_is_one_line_per_application_with_headline_baseline_and_bars():
     assert all(len(line) < 200 for line in lines)
     assert baseline_name("grain_only_style_loss_ratio", "feedforward_style_loss_ratio") == "grain_only"
     assert baseline_name("repeat_test_nll_per_frame", "test_nll_per_frame") == "repeat"
+    assert named_within(["a_long_name", "b", "c"], 14) == "a_long_name, b +1"  # the rest counted, in the report
+    assert named_within(["a_very_long_name", "b"], 5) == "a_very_long_name +1"
 
 
 def test_dvc_plots_show_renders_every_declared_plot(tmp_path):

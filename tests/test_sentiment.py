@@ -15,9 +15,11 @@ import torch
 from cnnrnn.config import compose
 from cnnrnn.errors import UserError
 from cnnrnn.fetching import archive_member, fetch_pip_members, fetch_source, verify_checksum
-from cnnrnn.sentiment.contrast import (CONTRAST_SETS, EVALUATION_WORDS, FAMILY_GROUPS, TEST_FAMILIES, TRAINING_FAMILIES,
-                                      TRAINING_WORDS, Family, contrast_pairs, near_duplicates, overlapping_templates,
-                                      skeleton, slot_words, training_sentences)
+from cnnrnn.near_copies import check_no_near_copies
+from cnnrnn.sentiment.contrast import (CONTRAST_SETS, EVALUATION_WORDS, SHAPE_THRESHOLD, TEMPLATE_GROUPS,
+                                      TEST_TEMPLATES, TRAINING_TEMPLATES, TRAINING_WORDS, adjective_heuristic,
+                                      contrast_pairs, lexicon_adjectives, nearest_shapes, shape, shared_shapes,
+                                      slot_words, training_sentences, training_words)
 from cnnrnn.sentiment.network import build_network
 from cnnrnn.sentiment.sentences import collate_sentences
 from cnnrnn.text import Vocabulary, tokenize_words
@@ -47,43 +49,68 @@ def prepared(tmp_path_factory, params) -> Path:
 
 
 @pytest.mark.parametrize("name", list(CONTRAST_SETS))
-def test_contrast_pairs_are_permutations_with_opposite_labels(name):
+def test_contrast_pairs_are_permutations_with_opposite_labels_and_balanced_templates(name):
     pairs = contrast_pairs(name, 600, seed=42)
-    families, _ = CONTRAST_SETS[name]
-    assert len(pairs) == 600 and {f for f, _ in pairs} == {f.name for f in families}
+    assert 360 <= len(pairs) <= 600  # the same number from each template: seen 370 templates of one pair each
     for _, ((first, label_first), (second, label_second)) in pairs:
         assert Counter(tokenize_words(first)) == Counter(tokenize_words(second)), (first, second)
         assert first != second and {label_first, label_second} == {0, 1}
-    assert len({s for _, pair in pairs for s, _ in pair}) == 1200
-    counts = Counter(f for f, _ in pairs).values()
-    assert max(counts) - min(counts) <= 1  # every family has its share
+    assert len({s for _, pair in pairs for s, _ in pair}) == 2 * len(pairs)
+    per_template = Counter(t for t, _ in pairs)
+    assert len(set(per_template.values())) == 1  # as many pairs from each template
+    templates = [t for t, _ in pairs]
+    assert sum(a != b for a, b in zip(templates, templates[1:])) == len(per_template) - 1  # each template's together
+    follows = dict(CONTRAST_SETS[name])
+    assert Counter(follows[t] for t in per_template) == {"first": len(per_template) // 2, "second": len(per_template) // 2}
 
 
-def test_training_validation_and_test_families_are_disjoint_constructions():
-    """Not exact strings: normalized skeletons (slots, optional words, glue removed) must not be equal or near."""
-    names = {group: {f.name for f in families} for group, families in FAMILY_GROUPS.items()}
-    assert not names["train"] & names["val"] and not names["train"] & names["test"] and not names["val"] & names["test"]
-    assert overlapping_templates() == []
-    # The near-duplicate issue 9 found: one optional word apart, exact comparison missed it; this one catches it.
-    assert skeleton("{subject} was {first}, not {second} at all.") == skeleton("{subject} {be} {first}, not {second}.")
-    leaky = {**FAMILY_GROUPS, "test": (*TEST_FAMILIES, Family("X, not Y again", (
-        ("{subject} was truly {first}, NOT {second} at all!", "first"),)))}
-    caught = overlapping_templates(leaky)
-    assert ("{subject} {be} {first}, not {second} whatsoever.", "{subject} was truly {first}, NOT {second} at all!") in caught
-    assert all(u == "{subject} was truly {first}, NOT {second} at all!" for _, u in caught)
-    assert near_duplicates(("although",), ("even", "although")) and not near_duplicates(("not",), ("no",))
+@pytest.mark.parametrize("name", list(CONTRAST_SETS))
+def test_the_last_and_the_first_adjective_heuristics_score_half_of_every_contrast_set(name):
+    """Balanced: a model that reads only positions gets 0.5 of the pairs (issue 26: "the last adjective wins" got
+    about 0.92 of the old unseen pairs, 9 of whose 10 templates took the second adjective's side)."""
+    pairs = contrast_pairs(name, 600, seed=42)
+    for which in ("last", "first"):
+        right = [all(adjective_heuristic(text, which) == label for text, label in pair) for _, pair in pairs]
+        assert sum(right) == len(pairs) // 2
+    assert adjective_heuristic("The food was good, not bad at all.", "last") == 0
+    assert adjective_heuristic("The food was good, not bad at all.", "first") == 1
+
+
+def test_validation_and_test_shapes_are_never_training_shapes():
+    """Shapes, not words (issue 26): the slots in order, every run of other words as one "w"."""
+    assert shape("rather than {first}, {subject} {be} {second}.") == shape("despite being {first}, {subject} {be} {second}.") \
+        == shape("far from being {first}, {subject} {be} {second}.") == "wASwB"
+    assert shape("{subject} {be} {first} rather than {second}.") == shape("{subject} {be} less {first} than {second}.")
+    assert shape("{subject} was {first}, not {second} at all!") == shape("{subject} {be} {first}, not {second}.")
+    assert shared_shapes() == []
+    for group in ("val", "test"):
+        assert max(similarity for _, _, similarity in nearest_shapes(group)) < SHAPE_THRESHOLD
+    # The old unseen set: 8 of its 10 templates had a training template of the same shape; such a set is caught.
+    leaky = {**TEMPLATE_GROUPS, "test": (*TEST_TEMPLATES, ("{subject} {be} less {first} than {second}.", "second"),
+                                         ("although {subject} {be} {first}, it {be} {second}.", "second"))}
+    caught = {test for _, test in shared_shapes(leaky)}
+    assert caught == {"{subject} {be} less {first} than {second}.", "although {subject} {be} {first}, it {be} {second}."}
+    with pytest.raises(UserError, match="near-copy in training"):
+        check_no_near_copies(nearest_shapes("test", leaky), SHAPE_THRESHOLD, "test template", "shape similarity")
+    assert len(TRAINING_TEMPLATES) > 300 and {f for _, f in TRAINING_TEMPLATES} == {"first", "second"}
 
 
 def test_training_words_are_disjoint_from_the_contrast_words_and_seen_pairs_are_new():
-    assert not slot_words(EVALUATION_WORDS) & slot_words(TRAINING_WORDS)
+    lexicon = {"gorgeous": 0.7, "greatful": 0.8, "hopeless": -0.6, "dullable": -0.5, "nice": 0.5, "amusing": 0.6,
+               "harmless": 0.2}
+    positive, negative = lexicon_adjectives(lexicon, set(lexicon), 0.375)
+    # stems of "great" and "dull" stay out; "-ing" is no adjective ending; "harmless" is rated too mildly
+    assert (positive, negative) == (["gorgeous"], ["hopeless"])
+    words = training_words(lexicon, set(lexicon), 0.375)
+    assert "gorgeous" in words.positive and "hopeless" in words.negative and "wonderful" in words.positive
+    assert not slot_words(EVALUATION_WORDS) & slot_words(words)
     added = training_sentences(1000, seed=1)
-    assert len(added) == 1000
+    assert len(added) == 1000 and Counter(label for _, label in added) == {0: 500, 1: 500}
     contrast_sentences = {s for name in CONTRAST_SETS for _, pair in contrast_pairs(name, 10_000, 1) for s, _ in pair}
     assert not contrast_sentences & {s for s, _ in added}
     for (a, la), (b, lb) in zip(added[::2], added[1::2]):  # whole pairs: both orders are seen in training
         assert Counter(tokenize_words(a)) == Counter(tokenize_words(b)) and la != lb
-    trained = {t for f in TRAINING_FAMILIES for t, _ in f.templates}
-    assert {t for f in CONTRAST_SETS["contrast_seen"][0] for t, _ in f.templates} == trained
+    assert set(CONTRAST_SETS["contrast_seen"]) == set(TRAINING_TEMPLATES)
 
 
 @pytest.mark.parametrize("lexicon_feature", [False, True])
@@ -144,9 +171,11 @@ def test_prepared_snippets_are_split_and_encoded(prepared):
     import json
 
     info = json.loads((prepared / "info.json").read_text())
-    assert info["sizes"]["test"] == 2009 and all(info["sizes"][n] == 1200 for n in CONTRAST_SETS)
+    assert info["sizes"]["test"] == 2009 and all(720 <= info["sizes"][n] <= 1200 for n in CONTRAST_SETS)
+    assert info["nearest_training_shape"]["test"]["at_or_above_threshold"] == 0 and (prepared / "nearest.csv").exists()
+    assert info["training_adjectives"]["positive"] > len(TRAINING_WORDS.positive)  # drawn from the lexicon too
     assert sum(info["sizes"][s] for s in ("train", "val", "test")) - info["order_sentences_in_train"] == 10043
-    assert info["contrast_words_not_in_vocabulary"] == []  # "although", "despite", ... are words every model can see
+    assert info["contrast_words_not_in_vocabulary"] == []  # "despite", "rather", ... are words every model can see
     vocab = Vocabulary.load(prepared / "vocab.json")
     assert vocab.tokens[:2] == ["<pad>", "<unk>"] and vocab.encode(["zzzunseen"]) == [1]
     test = torch.load(prepared / "test.pt")
@@ -253,6 +282,7 @@ def test_validate_and_evaluate_measure_the_same_way_on_their_own_splits(tmp_path
     p = {**params, "evaluate": {**params["evaluate"], "resamples": 200}}
     val = validate(p, paths)
     assert val["val_accuracy"] == val["rnn_val_accuracy"] and val["n_val_contrast_pairs"] == 600
+    assert val["last_adjective_val_contrast_pair_accuracy"] == val["first_adjective_val_contrast_pair_accuracy"] == 0.5
     assert {f"{m}_val_{k}" for m in params["models"] for k in ("accuracy", "contrast_pair_accuracy")} <= set(val)
     assert val["bow_val_contrast_pair_accuracy"] == 0  # same words, same score
     assert not any("test" in k or "seen" in k for k in val) and not paths.plots.exists()  # no pictures, no test figures
@@ -260,18 +290,28 @@ def test_validate_and_evaluate_measure_the_same_way_on_their_own_splits(tmp_path
     for m in params["models"]:
         for k in ("test_accuracy", "contrast_seen_pair_accuracy", "contrast_unseen_pair_accuracy"):
             assert metrics[f"{m}_{k}_ci95_low"] <= metrics[f"{m}_{k}"] <= metrics[f"{m}_{k}_ci95_high"]
-    for m in ("bow", "window", "cnn"):
+    for m in ("bow", "window", "cnn", "last_adjective", "first_adjective"):
         for k in ("test_accuracy", "contrast_unseen_pair_accuracy"):
             key = f"rnn_vs_{m}_{k}"
+            if k == "test_accuracy" and m.endswith("_adjective"):
+                assert f"{key}_difference" not in metrics  # the heuristics read the contrast pairs only
+                continue
             assert metrics[f"{key}_difference"] == pytest.approx(metrics[f"rnn_{k}"] - metrics[f"{m}_{k}"], abs=2e-4)
-            assert 0 <= metrics[f"{key}_mcnemar_p"] <= 1 and f"{key}_difference_ci95_low" in metrics
+            assert f"{key}_difference_ci95_low" in metrics
+            assert (0 <= metrics[f"{key}_mcnemar_p"] <= 1) if k == "test_accuracy" else f"{key}_mcnemar_p" not in metrics
+    for heuristic in ("last_adjective", "first_adjective"):
+        assert metrics[f"{heuristic}_contrast_unseen_pair_accuracy"] == 0.5
+        assert metrics[f"{heuristic}_contrast_seen_pair_accuracy"] == 0.5
+    assert metrics["n_contrast_unseen_templates"] == 16 and metrics["n_far_contrast_unseen_templates"] >= 1
+    assert "far_rnn_contrast_unseen_pair_accuracy_ci95_low" in metrics
     assert metrics["test_accuracy"] == metrics["rnn_test_accuracy"] and "lexicon_sum_last5_test_accuracy" in metrics
     assert json.loads(json.dumps(metrics)) == metrics  # plain numbers for metrics/sentiment.json and MLflow
-    assert {f.name for f in files} == {"models.csv", "contrast_families.csv", "contrast_scores.csv", "contrast_pairs.png"}
+    assert {f.name for f in files} == {"models.csv", "contrast_shapes.csv", "contrast_scores.csv", "contrast_pairs.png"}
     table = pd.read_csv(paths.plots / "models.csv")
     assert list(table["model"])[:4] == list(params["models"]) and "rnn_vs_model_test_accuracy" in table
-    families = pd.read_csv(paths.plots / "contrast_families.csv")
-    assert set(families["set"]) == {"contrast_seen", "contrast_unseen"} and (families["pairs"] > 0).all()
+    shapes = pd.read_csv(paths.plots / "contrast_shapes.csv")
+    assert set(shapes["set"]) == {"contrast_seen", "contrast_unseen"} and (shapes["pairs"] > 0).all()
+    assert {"last_adjective", "first_adjective", "rnn"} <= set(shapes["model"])
 
 
 def test_corrupt_or_foreign_model_file_is_a_clear_error(tmp_path):

@@ -199,7 +199,7 @@ _APPLICATIONS = (
                    '10-fold cross-validation (Kim 2014). Here: snippets of the same source, rated by people, words '
                    'learned from them alone.'),
         evaluate_params=("seed", "models"),
-        evaluate_plots=("models.csv", "contrast_families.csv", "contrast_scores.csv", "contrast_pairs.png"),
+        evaluate_plots=("models.csv", "contrast_shapes.csv", "contrast_scores.csv", "contrast_pairs.png"),
         curves=("val_accuracy",),
         plot_definitions=("plots/sentiment/contrast_pairs.png",),
         tiny=("sentiment.train.limit_train_batches=3", "sentiment.train.limit_val_batches=2",

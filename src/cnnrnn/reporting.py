@@ -165,6 +165,20 @@ def baseline_name(baseline: str, headline: str) -> str:
     return "_".join(words)
 
 
+SUMMARY_NAMES_WIDTH = 60  # characters of missed bars' names in a summary line ("+3": three more, in the report)
+
+
+def named_within(names: list[str], width: int) -> str:
+    """``names`` joined by commas as far as ``width`` characters allow (at least one), then "+N" for the N more."""
+    shown = names[:1]
+    for name in names[1:]:
+        if len(", ".join([*shown, name])) > width:
+            break
+        shown.append(name)
+    rest = len(names) - len(shown)
+    return ", ".join(shown) + (f" +{rest}" if rest else "")
+
+
 def summary_rows(root: Path) -> list[dict[str, str]]:
     """One row per application with metrics: its headline metric with the 95% interval, the figure committed before
     a change of data or split (``<app>.evaluate.before``, where there was one), its baseline measured by the same
@@ -184,7 +198,7 @@ def summary_rows(root: Path) -> list[dict[str, str]]:
         missed = [key for key, met in verdicts.items() if not met]
         others = [key for key in missed if key != head]  # the headline's own verdict is in the "bar" column
         bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (
-            f"; {'also ' if head in missed else ''}missed {', '.join(others)}" if others else "")
+            f"; {'also ' if head in missed else ''}missed {named_within(others, SUMMARY_NAMES_WIDTH)}" if others else "")
         bar = bars.get(head, "")
         before = params.get(app, {}).get("evaluate", {}).get("before") or {}
         rows.append({

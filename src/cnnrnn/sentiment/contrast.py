@@ -1,44 +1,45 @@
-"""Sentences where word order decides the sentiment, generated from construction families.
+"""Sentences where word order decides the sentiment: contrast pairs from templates, split by sentence shape.
 
-The seed's Problem 2: a bag of words gives "The food was good, not bad at all" and "The
-food was bad, not good at all" the same representation. Every *contrast pair* here is two
-sentences with exactly the same words in a different order and opposite labels, so a bag
-of words scores both alike and can never get a pair right.
+The seed's Problem 2: a bag of words gives "The food was good, not bad at all" and "The food was bad, not good
+at all" the same representation. Every *contrast pair* here is two sentences with exactly the same words in a
+different order and opposite labels, so a bag of words scores both alike and can never get a pair right.
 
-A :class:`Family` is a *construction type* ("X, not Y"; concessive "although X, Y"; ...), with
-a few surface templates. Three disjoint groups of families:
+A template has slots {subject}, {be}, {first}, {second} and says whose sentiment the sentence takes: the
+``first`` or the ``second`` adjective. Its *shape* (:func:`shape`) is the order of its slots with every run of
+other words as one "w" (punctuation and the words after the last slot ignored): "rather than {first}, {subject}
+{be} {second}." and "despite being {first}, {subject} {be} {second}." are both ``wAwSwB``, one sentence shape
+in other words. Two templates of the same shape are near-copies (similarity: normalized Indel similarity of the
+shapes, threshold 1.0), so each shape lives in one group:
 
-* :data:`TRAINING_FAMILIES`: order sentences added to the training data, filled with
-  :data:`TRAINING_WORDS`; and the *seen* contrast set (``contrast_seen``): the same
-  constructions filled with :data:`EVALUATION_WORDS` (subjects and adjectives never in a
-  training template) — what the model learned;
-* :data:`VALIDATION_FAMILIES`: the validation contrast set (``contrast_val``), which helps choose
-  defaults;
-* :data:`TEST_FAMILIES`: the *unseen* contrast set (``contrast_unseen``), reported only — how far
-  the learned order sensitivity carries over to constructions never trained or chosen on.
+* :data:`TRAINING_TEMPLATES`: the subject first, then both adjectives (shapes ``SwAwB`` and ``wSwAwB``):
+  hundreds of constructions (negation, concession, preference, comparison, expectation, reported opinion, time),
+  either half winning, filled with :func:`training_words` (hand-picked words and adjectives from the rated
+  lexicon) into the order sentences added to training; the *seen* contrast set (``contrast_seen``) fills them
+  with :data:`EVALUATION_WORDS` instead;
+* :data:`VALIDATION_TEMPLATES` (``contrast_val``, chooses defaults): the subject directly before the first
+  adjective (``SAwB``, ``wSAwB``: "{subject}: {first}, not {second}.", questions);
+* :data:`TEST_TEMPLATES` (``contrast_unseen``, reports only): an adjective before the subject (``wAwSwB``,
+  ``AwSwB``, ``AwBwS``, ``wAwBwS``: "despite being {first}, {subject} {be} {second}.", "{first}, not
+  {second}: that {be} {subject}."), shapes never trained or chosen on.
 
-Tests check that pairs are permutations with opposite labels, that slot words of training and
-evaluation are disjoint, and that no template's normalized skeleton (:func:`skeleton`: slots and
-optional words removed) is equal or near to one of another group.
+Every contrast set has as many templates where the first adjective wins as where the second does, and as many
+pairs from each template, so "the last adjective wins" and "the first adjective wins" score 0.5 of the pairs
+(:func:`adjective_heuristic`), and a template's pairs sit together (intervals resample templates). The cue words
+("not", "rather than", "despite being") are shared between the groups on purpose: what is new in the test is
+where they stand. Slot words of training and evaluation are disjoint.
 """
 
 from __future__ import annotations
 
-import difflib
+import itertools
 import random
 import re
 from dataclasses import dataclass
 
 Pair = list[tuple[str, int]]  # [(sentence, label), (sentence, label)]; label 1 = positive
+Template = tuple[str, str]  # (template, "first" | "second": whose sentiment the sentence takes)
 
-
-@dataclass(frozen=True)
-class Family:
-    """One construction type. Templates have slots {subject}, {be}, {first}, {second}; ``follows`` ("first" or
-    "second") says whose sentiment the sentence takes."""
-
-    name: str
-    templates: tuple[tuple[str, str], ...]  # (template, "first" | "second")
+SHAPE_THRESHOLD = 1.0  # same shape = near-copy (normalized Indel similarity of two shapes)
 
 
 @dataclass(frozen=True)
@@ -51,74 +52,138 @@ class Words:
     verbs: tuple[str, ...] = ("was",)  # fills {be}: glue, like "the", so not a slot word
 
 
-TRAINING_FAMILIES = (
-    Family("affirm X, negate Y", (
-        ("{subject} {be} {first}, not {second}.", "first"),
-        ("{subject} {be} {first}, not {second} whatsoever.", "first"),
-        ("{subject} {be} {first}, not {second} by any measure.", "first"),
-        ("{subject} {be} {first} and not {second} in the least.", "first"),
-        ("{subject} {be} {first} and hardly ever {second}.", "first"),
-    )),
-    Family("negate X, affirm Y", (
-        ("{subject} {be} not {first}, but {second} throughout.", "second"),
-        ("{subject} {be} not {first}; it {be} {second}.", "second"),
-        ("not {first}, but {second}: that {be} {subject}.", "second"),
-        ("{subject} {be} never {first}; it {be} always {second}.", "second"),
-    )),
-    Family("expectation: expected X, got Y", (
-        ("I expected {subject} to be {first}, but it {be} {second}.", "second"),
-        ("We thought {subject} would be {first}, but it turned out {second}.", "second"),
-        ("I feared {subject} would seem {first}; instead it {be} {second}.", "second"),
-    )),
-    Family("preference: X rather than Y", (
-        ("{subject} {be} {first} rather than {second}.", "first"),
-        ("rather than {first}, {subject} {be} {second}.", "second"),
-        ("{subject} {be} {first} instead of {second}.", "first"),
-    )),
-    Family("temporal: X at first, Y by the end", (
-        ("{subject} {be} {first} at first, but {second} by the end.", "second"),
-        ("{subject} started out {first} and ended up {second}.", "second"),
-        ("{subject} went from {first} to {second}.", "second"),
-    )),
+# ----------------------------------------------------------------------------- shapes
+
+SLOT_SYMBOLS = {"{subject}": "S", "{first}": "A", "{second}": "B"}
+
+
+def shape(template: str) -> str:
+    """A template's sentence shape: its slots in order (S, A, B), each run of other words (and {be}) as "w";
+    punctuation and the words after the last slot are ignored ("at all", "by the end" make no new shape).
+
+    "despite being {first}, {subject} {be} {second}." -> "wAwSwB"
+    """
+    symbols: list[str] = []
+    for token in re.findall(r"\{[a-z]+\}|[a-z']+", template.lower()):
+        symbol = SLOT_SYMBOLS.get(token, "w")
+        if symbol != "w" or not symbols or symbols[-1] != "w":
+            symbols.append(symbol)
+    while symbols and symbols[-1] == "w":
+        symbols.pop()
+    return "".join(symbols)
+
+
+def shape_similarity(shapes: list[str], references: list[str]):
+    """Normalized Indel similarity of every shape with every reference shape: (len(shapes), len(references))."""
+    from rapidfuzz.distance import Indel
+    from rapidfuzz.process import cdist
+
+    return cdist(shapes, references, scorer=Indel.normalized_similarity)
+
+
+# ----------------------------------------------------------------------------- templates
+
+# Training: clauses of the subject, one whose adjective loses and one whose adjective wins, joined.
+LOSING_CLAUSES = ("{s} {be} not {x}", "{s} {be} never {x}", "{s} {be} hardly {x}", "{s} {be} far from {x}",
+                  "{s} {be} anything but {x}", "{s} {be} not at all {x}", "{s} could have been {x}",
+                  "{s} should have been {x}", "{s} was supposed to be {x}", "{s} looked {x} on paper",
+                  "{s} seemed {x} at first", "critics said {s} {be} {x}", "I expected {s} to be {x}",
+                  "everyone said {s} {be} {x}", "the trailer made {s} look {x}", "we thought {s} would be {x}")
+NEGATED = LOSING_CLAUSES[:6]  # these read well after the winning clause too ("..., and it was never bad")
+WINNING_CLAUSES = ("{s} {be} {x}", "{s} {be} actually {x}", "{s} turned out {x}", "{s} {be} {x} in the end",
+                   "{s} ended up {x}", "{s} {be} really {x}")
+PLAIN_CLAUSES = ("{s} {be} {x}", "{s} felt {x}", "{s} {be} rather {x}", "{s} {be} mostly {x}")
+# Joiners of two plain clauses, and whose adjective the sentence then takes.
+LEADING_JOINERS = {"although": "second", "even though": "second", "while": "second", "though": "second"}
+MIDDLE_JOINERS = {"although": "first", "even though": "first", "though": "first", "despite the fact that": "first",
+                  "but": "second", "yet": "second", "however,": "second"}
+SHORT_TRAINING_TEMPLATES: tuple[Template, ...] = (
+    ("{subject} {be} {first}, not {second}.", "first"),
+    ("{subject} {be} {first}, not {second} whatsoever.", "first"),
+    ("{subject} {be} {first} and not {second} in the least.", "first"),
+    ("{subject} {be} {first} and hardly ever {second}.", "first"),
+    ("{subject} {be} {first}, never {second}.", "first"),
+    ("{subject} {be} {first}, not remotely {second}.", "first"),
+    ("{subject} {be} {first}, if anything, and certainly not {second}.", "first"),
+    ("{subject} {be} {first} rather than {second}.", "first"),
+    ("{subject} {be} {first} instead of {second}.", "first"),
+    ("{subject} {be} more {first} than {second}.", "first"),
+    ("{subject} {be} far more {first} than {second}.", "first"),
+    ("{subject} {be} {first} despite being {second}.", "first"),
+    ("{subject} {be} {first} in spite of seeming {second}.", "first"),
+    ("{subject} {be} not {first}, but {second} throughout.", "second"),
+    ("{subject} {be} not {first}; it {be} {second}.", "second"),
+    ("{subject} {be} never {first}; it {be} always {second}.", "second"),
+    ("{subject} {be} less {first} than {second}.", "second"),
+    ("{subject} {be} far less {first} than {second}.", "second"),
+    ("{subject} {be} not so much {first} as {second}.", "second"),
+    ("{subject}, far from {first}, {be} {second}.", "second"),
+    ("{subject} went from {first} to {second}.", "second"),
+    ("{subject} started out {first} and ended up {second}.", "second"),
+    ("{subject} {be} {first} at first, but {second} by the end.", "second"),
+    ("I expected {subject} to be {first}, but it {be} {second}.", "second"),
+    ("I feared {subject} would seem {first}; instead it {be} {second}.", "second"),
 )
 
-VALIDATION_FAMILIES = (
-    Family("counterfactual: could have been X, was Y", (
-        ("{subject} could have been {first}, but it {be} {second}.", "second"),
-        ("{subject} would have been {first} if only it had not been so {second}.", "second"),
-    )),
-    Family("reported opinion: others say X, I say Y", (
-        ("critics called {subject} {first}, but I found it {second}.", "second"),
-        ("everyone said {subject} {be} {first}; to me it {be} {second}.", "second"),
-    )),
-    Family("appearance: seemed X on the surface, was Y", (
-        ("{subject} seemed {first} on the surface, but it {be} {second} deep down.", "second"),
-        ("{subject} looked {first} from the outside; inside it {be} {second}.", "second"),
-    )),
+
+def _clause(frame: str, subject: str, slot: str) -> str:
+    return frame.replace("{s}", subject).replace("{x}", slot)
+
+
+def _training_templates() -> tuple[Template, ...]:
+    """Every combination of the clauses and joiners above, and the short forms: each text once."""
+    out: dict[str, str] = dict(SHORT_TRAINING_TEMPLATES)
+    for losing, winning in itertools.product(LOSING_CLAUSES, WINNING_CLAUSES):
+        for joiner in (", but ", "; ", ", yet ", "; instead, "):
+            out[_clause(losing, "{subject}", "{first}") + joiner + _clause(winning, "it", "{second}") + "."] = "second"
+        if losing in NEGATED:
+            for joiner in ("; ", ", and ", " and "):
+                out[_clause(winning, "{subject}", "{first}") + joiner + _clause(losing, "it", "{second}") + "."] = "first"
+    for one, other in itertools.product(PLAIN_CLAUSES, PLAIN_CLAUSES):
+        a, b = _clause(one, "{subject}", "{first}"), _clause(other, "it", "{second}")
+        out.update({f"{joiner} {a}, {b}.": follows for joiner, follows in LEADING_JOINERS.items()})
+        out.update({f"{a}, {joiner} {b}.": follows for joiner, follows in MIDDLE_JOINERS.items()})
+    return tuple(sorted(out.items()))
+
+
+TRAINING_TEMPLATES = _training_templates()
+
+VALIDATION_TEMPLATES: tuple[Template, ...] = (
+    ("{subject}: {first}, not {second}.", "first"),
+    ("{subject}: {first} rather than {second}.", "first"),
+    ("{subject}: {first}, despite seeming {second}.", "first"),
+    ("{be} {subject} {first}? yes, and never {second}.", "first"),
+    ("call {subject} {first}, not {second}.", "first"),
+    ("{subject}: {first} at first, {second} by the end.", "second"),
+    ("{subject}? {first} at first, then {second}.", "second"),
+    ("{subject}: {first}? no, {second}.", "second"),
+    ("{be} {subject} {first}? no, it {be} {second}.", "second"),
+    ("call {subject} {first}? never; it {be} {second}.", "second"),
 )
 
-TEST_FAMILIES = (
-    Family("concessive: although X, Y", (
-        ("although {subject} {be} {first}, it {be} {second}.", "second"),
-        ("despite being {first}, {subject} {be} {second}.", "second"),
-        ("even though {subject} {be} {first}, it {be} {second}.", "second"),
-    )),
-    Family("comparative: less X than Y", (
-        ("{subject} {be} less {first} than {second}.", "second"),
-        ("{subject} {be} more {first} than {second}.", "first"),
-        ("{subject} {be} not so much {first} as {second}.", "second"),
-    )),
-    Family("lexical negation: far from X, Y", (
-        ("far from being {first}, {subject} {be} {second}.", "second"),
-        ("{subject}, far from {first}, {be} {second}.", "second"),
-    )),
-    Family("question and answer: X? no, Y", (
-        ("{first}? no. {subject} {be} {second}.", "second"),
-        ("{be} {subject} {first}? no, it {be} {second}.", "second"),
-    )),
+TEST_TEMPLATES: tuple[Template, ...] = (
+    ("{first}, and {subject} {be} never {second}.", "first"),
+    ("{first}? yes. {subject} {be} hardly {second}.", "first"),
+    ("{first}, I say: {subject} {be} anything but {second}.", "first"),
+    ("more {first} than ever, {subject} {be} hardly {second}.", "first"),
+    ("{first}, not {second}: that {be} {subject}.", "first"),
+    ("{first} rather than {second}: that {be} {subject}.", "first"),
+    ("more {first} than {second}, that {be} {subject}.", "first"),
+    ("{first} despite seeming {second}: that {be} {subject}.", "first"),
+    ("despite being {first}, {subject} {be} {second}.", "second"),
+    ("far from being {first}, {subject} {be} {second}.", "second"),
+    ("rather than {first}, {subject} {be} {second}.", "second"),
+    ("{first}? no. {subject} {be} {second}.", "second"),
+    ("not {first} but {second}: that {be} {subject}.", "second"),
+    ("less {first} than {second}: that {be} {subject}.", "second"),
+    ("{first} at first, {second} by the end: that {be} {subject}.", "second"),
+    ("never {first}, always {second}: that {be} {subject}.", "second"),
 )
 
-FAMILY_GROUPS = {"train": TRAINING_FAMILIES, "val": VALIDATION_FAMILIES, "test": TEST_FAMILIES}
+TEMPLATE_GROUPS = {"train": TRAINING_TEMPLATES, "val": VALIDATION_TEMPLATES, "test": TEST_TEMPLATES}
+
+
+# ----------------------------------------------------------------------------- words
 
 TRAINING_WORDS = Words(
     subjects=("this movie", "the picture", "the script", "the cast", "the plot", "the dialogue", "the direction",
@@ -138,12 +203,40 @@ EVALUATION_WORDS = Words(
     negative=("bad", "boring", "dull", "awful", "weak"),
 )
 
-# The contrast sets written by prepare: name -> (families, words).
-CONTRAST_SETS = {
-    "contrast_seen": (TRAINING_FAMILIES, EVALUATION_WORDS),
-    "contrast_val": (VALIDATION_FAMILIES, EVALUATION_WORDS),
-    "contrast_unseen": (TEST_FAMILIES, EVALUATION_WORDS),
-}
+ADJECTIVE_ENDINGS = ("able", "ible", "ful", "ous", "ive", "ic", "less")
+
+
+def lexicon_adjectives(lexicon: dict[str, float], known: set[str], min_rating: float) -> tuple[list[str], list[str]]:
+    """Positive and negative adjectives drawn from the rated lexicon (``{word: valence / 4}``): words with an
+    adjective's ending, rated at least ``min_rating`` either way, that occur in ``known`` (the training snippets)
+    and share no 4-letter stem with an evaluation word ("greatest" would leak "great")."""
+    evaluation_stems = {w[:4] for w in slot_words(EVALUATION_WORDS)}
+    candidates = sorted(w for w in lexicon if re.fullmatch(r"[a-z]{4,}", w) and w.endswith(ADJECTIVE_ENDINGS)
+                        and w in known and w[:4] not in evaluation_stems)
+    return ([w for w in candidates if lexicon[w] >= min_rating], [w for w in candidates if lexicon[w] <= -min_rating])
+
+
+def training_words(lexicon: dict[str, float] | None = None, known: set[str] = frozenset(),
+                   min_rating: float = 0.375) -> Words:
+    """:data:`TRAINING_WORDS`, with the lexicon's adjectives (:func:`lexicon_adjectives`) added when given one."""
+    if not lexicon:
+        return TRAINING_WORDS
+    positive, negative = lexicon_adjectives(lexicon, known, min_rating)
+    return Words(TRAINING_WORDS.subjects, tuple(dict.fromkeys([*TRAINING_WORDS.positive, *positive])),
+                 tuple(dict.fromkeys([*TRAINING_WORDS.negative, *negative])), TRAINING_WORDS.verbs)
+
+
+def slot_words(words: Words) -> set[str]:
+    """Every word that fills a slot (subjects, adjectives): must not overlap between training and evaluation."""
+    return {w for phrase in (*words.subjects, *words.positive, *words.negative) for w in phrase.split()} \
+        - {"the", "this"}
+
+
+# ----------------------------------------------------------------------------- pairs
+
+# The contrast sets written by prepare: name -> templates (all filled with EVALUATION_WORDS).
+CONTRAST_SETS = {"contrast_seen": TRAINING_TEMPLATES, "contrast_val": VALIDATION_TEMPLATES,
+                 "contrast_unseen": TEST_TEMPLATES}
 
 
 def sentence_pair(template: str, follows: str, subject: str, positive: str, negative: str,
@@ -159,77 +252,79 @@ def sentence_pair(template: str, follows: str, subject: str, positive: str, nega
     return [(neg_first, 1), (pos_first, 0)]
 
 
-def family_pairs(family: Family, words: Words) -> list[Pair]:
-    """Every filling of every template of ``family``."""
-    return [sentence_pair(t, follows, s, p, n, v) for t, follows in family.templates for s in words.subjects
-            for p in words.positive for n in words.negative for v in words.verbs]
-
-
-def sample_pairs(families: tuple[Family, ...], words: Words, count: int, seed: int) -> list[tuple[str, Pair]]:
-    """``count`` pairs, as equal a share from each family as it has, chosen by ``seed``: [(family name, pair)]."""
+def balanced_templates(templates: tuple[Template, ...], count: int, seed: int) -> list[Template]:
+    """As many templates where the first adjective wins as where the second does (all of the smaller side, at
+    most ``count`` // 2 of each), chosen by ``seed``; alternating sides, in a stable order."""
+    sides = [[t for t in templates if t[1] == side] for side in ("first", "second")]
+    k = min(len(sides[0]), len(sides[1]), max(count // 2, 1))
     rng = random.Random(seed)
+    chosen = [sorted(rng.sample(side, k)) for side in sides]
+    return [t for both in zip(*chosen) for t in both]
+
+
+def sample_pairs(templates: tuple[Template, ...], words: Words, count: int, seed: int) -> list[tuple[str, Pair]]:
+    """At most ``count`` pairs: the same number from each of :func:`balanced_templates` (at least one), each template's
+    together, its fillings chosen by ``seed``. Out: [(template, pair)]."""
+    chosen = balanced_templates(templates, count, seed)
+    per_template = max(count // len(chosen), 1)
+    rng = random.Random(seed)
+    fillings = list(itertools.product(words.subjects, words.positive, words.negative, words.verbs))
     out = []
-    for number, family in enumerate(families):
-        pairs = family_pairs(family, words)
-        share = count // len(families) + (number < count % len(families))
-        out += [(family.name, pairs[i]) for i in sorted(rng.sample(range(len(pairs)), min(share, len(pairs))))]
+    for template, follows in chosen:
+        for subject, positive, negative, verb in rng.sample(fillings, min(per_template, len(fillings))):
+            out.append((template, sentence_pair(template, follows, subject, positive, negative, verb)))
     return out
 
 
 def contrast_pairs(name: str, count: int, seed: int) -> list[tuple[str, Pair]]:
-    """The contrast set ``name`` (a key of :data:`CONTRAST_SETS`): [(family name, pair)] in a stable order."""
-    families, words = CONTRAST_SETS[name]
-    return sample_pairs(families, words, count, seed)
+    """The contrast set ``name`` (a key of :data:`CONTRAST_SETS`): [(template, pair)] in a stable order."""
+    return sample_pairs(CONTRAST_SETS[name], EVALUATION_WORDS, count, seed)
 
 
-def training_sentences(count: int, seed: int) -> list[tuple[str, int]]:
-    """``count`` order-sensitive training sentences (whole pairs, so both orders are seen), chosen by ``seed``."""
-    pairs = sample_pairs(TRAINING_FAMILIES, TRAINING_WORDS, (count + 1) // 2, seed)
-    random.Random(seed).shuffle(pairs)
-    return [sentence for _, pair in pairs for sentence in pair][:count]
+def training_sentences(count: int, seed: int, words: Words = TRAINING_WORDS) -> list[tuple[str, int]]:
+    """``count`` order-sensitive training sentences from every training template (whole pairs, so both orders are
+    seen): half of the pairs from templates where the first adjective wins, half where the second does, spread
+    evenly over each side's templates, the fillings chosen by ``seed``."""
+    rng = random.Random(seed)
+    fillings = list(itertools.product(words.subjects, words.positive, words.negative, words.verbs))
+    pairs = []
+    for side, share in (("first", (count + 3) // 4), ("second", (count + 1) // 2 - (count + 3) // 4)):
+        templates = [t for t, follows in TRAINING_TEMPLATES if follows == side]
+        for number, template in enumerate(templates):
+            n = share // len(templates) + (number < share % len(templates))
+            pairs += [sentence_pair(template, side, *filling) for filling in rng.sample(fillings, n)]
+    rng.shuffle(pairs)
+    return [sentence for pair in pairs for sentence in pair][:count]
 
 
-def slot_words(words: Words) -> set[str]:
-    """Every word that fills a slot (subjects, adjectives): must not overlap between training and evaluation."""
-    return {w for phrase in (*words.subjects, *words.positive, *words.negative) for w in phrase.split()} \
-        - {"the", "this"}
+def adjective_heuristic(sentence: str, which: str, words: Words = EVALUATION_WORDS) -> int:
+    """"The last (or first) adjective wins": the label of the ``which`` ("last" or "first") of ``words``'
+    adjectives in the sentence (1 positive, 0 negative, 0 when there is none)."""
+    positive, negative = set(words.positive), set(words.negative)
+    found = [int(w in positive) for w in re.findall(r"[a-z]+", sentence.lower()) if w in positive or w in negative]
+    if not found:
+        return 0
+    return found[-1] if which == "last" else found[0]
 
 
-# ----------------------------------------------------------------------------- skeletons
+# ----------------------------------------------------------------------------- the check
 
-# Words that do not make a construction: removed before templates are compared, so that two templates
-# differing only in them ("X, not Y" / "X, not Y whatsoever" / "X, not Y at all") count as the same.
-OPTIONAL_PHRASES = ("at all", "whatsoever", "by any measure", "in the least", "throughout", "really", "actually",
-                    "truly", "quite", "very", "overall", "always", "to boot", "in places")
-GLUE_WORDS = frozenset("is was were be been being it its it's the a an this that i we you they to me".split())
+def nearest_shapes(group: str, groups: dict[str, tuple[Template, ...]] = TEMPLATE_GROUPS
+                   ) -> list[tuple[str, str, float]]:
+    """For each template of ``group``: (template, the training template of the most similar shape, similarity)."""
+    from cnnrnn.near_copies import nearest
 
-
-def skeleton(template: str) -> tuple[str, ...]:
-    """A template's construction words: lower case, slots, punctuation, optional phrases and glue words removed.
-
-    "{subject} was {first}, not {second} at all." -> ("not",)
-    """
-    text = re.sub(r"\{[a-z]+\}", " ", template.lower())
-    text = " ".join(re.findall(r"[a-z']+", text))
-    for phrase in OPTIONAL_PHRASES:
-        text = re.sub(rf"\b{phrase}\b", " ", text)
-    return tuple(w for w in text.split() if w not in GLUE_WORDS)
+    return nearest({t: shape(t) for t, _ in groups[group]}, {t: shape(t) for t, _ in groups["train"]},
+                   shape_similarity)
 
 
-def near_duplicates(a: tuple[str, ...], b: tuple[str, ...]) -> bool:
-    """Whether two skeletons are the same construction in other words: equal, one inside the other with at most
-    one word more, or 75% alike as word sequences."""
-    if a == b:
-        return True
-    short, long = sorted((a, b), key=len)
-    it = iter(long)
-    if len(long) - len(short) <= 1 and all(w in it for w in short):  # `short` is a subsequence of `long`
-        return True
-    return difflib.SequenceMatcher(None, a, b).ratio() >= 0.75
-
-
-def overlapping_templates(groups: dict[str, tuple[Family, ...]] = FAMILY_GROUPS) -> list[tuple[str, str]]:
-    """Pairs of templates from different groups whose skeletons are near-duplicates (empty when the groups are disjoint)."""
-    templates = [(group, t) for group, families in groups.items() for f in families for t, _ in f.templates]
-    return [(t, u) for i, (g, t) in enumerate(templates) for h, u in templates[i + 1:]
-            if g != h and near_duplicates(skeleton(t), skeleton(u))]
+def shared_shapes(groups: dict[str, tuple[Template, ...]] = TEMPLATE_GROUPS) -> list[tuple[str, str]]:
+    """(template, template) of different groups with the same shape: empty when the groups are apart."""
+    owner: dict[str, tuple[str, str]] = {}
+    out = []
+    for group, templates in groups.items():
+        for template, _ in templates:
+            seen = owner.setdefault(shape(template), (group, template))
+            if seen[0] != group:
+                out.append((seen[1], template))
+    return out

@@ -4,8 +4,10 @@ Output of ``prepare`` (``data/sentiment/prepared/``):
 ``{train,val,test}.pt`` and ``contrast_{seen,val,unseen}.pt`` — dicts with ``ids`` (int64, all sentences'
 token ids end to end), ``lengths`` (int64, N) and ``labels`` (int64, N; 1 = positive), and in ``train.pt``
 ``order_sentence`` (bool, N: a generated order sentence, not a real snippet); ``vocab.json``; ``lexicon.pt``
-(float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv`` (set, family, pair,
-sentence, label; sentences 2i and 2i+1 of a set form its pair i); ``manifest.csv`` (split, label, count);
+(float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv`` (set, template, shape,
+follows, pair, sentence, label; sentences 2i and 2i+1 of a set form its pair i, a template's pairs together);
+``nearest.csv`` (each validation and test template's most similar training template by shape, and their
+similarity: prepare stops if one reaches 1.0, the same shape); ``manifest.csv`` (split, label, count);
 ``info.json``.
 No Lightning, no MLflow.
 """
@@ -20,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from cnnrnn.errors import UserError
-from cnnrnn.sentiment.contrast import CONTRAST_SETS, contrast_pairs, training_sentences
+from cnnrnn.near_copies import check_no_near_copies, summary, write_nearest
+from cnnrnn.sentiment.contrast import (CONTRAST_SETS, SHAPE_THRESHOLD, contrast_pairs, nearest_shapes, shape,
+                                      shared_shapes, training_sentences, training_words)
 from cnnrnn.text import Vocabulary, tokenize_words
 
 SPLITS = ("train", "val", "test")
@@ -136,7 +140,11 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     data_cfg, seed = params["data"], params["seed"]
     splits = load_splits(data_cfg, raw, seed)
     order_cfg = data_cfg["order_sentences"]
-    added = training_sentences(order_cfg["count"], seed) if order_cfg["count"] else []
+    lexicon = read_lexicon(raw / data_cfg["lexicon_file"]) if data_cfg["lexicon_file"] else {}
+    words = training_words(lexicon if order_cfg["min_lexicon_rating"] is not None else None,
+                           {w for text, _ in splits["train"] for w in tokenize_words(text)},
+                           (order_cfg["min_lexicon_rating"] or 0) / 4)
+    added = training_sentences(order_cfg["count"], seed, words) if order_cfg["count"] else []
     train = [(example, False) for example in splits["train"]] + [(example, True) for example in added]
     random.Random(seed + 2).shuffle(train)
     splits["train"] = [example for example, _ in train]
@@ -152,10 +160,16 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
     rows = []
     for name, pairs in contrast.items():
         torch.save(encode([s for _, pair in pairs for s in pair], vocab, None), out / f"{name}.pt")
-        rows += [{"set": name, "family": family, "pair": i, "sentence": text, "label": label}
-                 for i, (family, pair) in enumerate(pairs) for text, label in pair]
+        follows = dict(CONTRAST_SETS[name])
+        rows += [{"set": name, "template": template, "shape": shape(template), "follows": follows[template], "pair": i,
+                  "sentence": text, "label": label} for i, (template, pair) in enumerate(pairs) for text, label in pair]
+    nearest = {split: nearest_shapes(split) for split in ("val", "test")}
+    for split, found in nearest.items():
+        check_no_near_copies(found, SHAPE_THRESHOLD, f"{split} template", "shape similarity")
+    if shared_shapes():
+        raise UserError(f"validation and test templates share a shape: {shared_shapes()[:3]}; report this")
+    write_nearest(out / "nearest.csv", nearest)
     vocab.save(out / "vocab.json")
-    lexicon = read_lexicon(raw / data_cfg["lexicon_file"]) if data_cfg["lexicon_file"] else {}
     torch.save(torch.tensor([lexicon.get(t, 0.0) for t in vocab.tokens], dtype=torch.float32), out / "lexicon.pt")
     pd.DataFrame(rows).to_csv(out / "contrast.csv", index=False)
     manifest = [{"split": split, "label": name, "count": sum(1 for _, y in splits[split] if y == value)}
@@ -169,7 +183,9 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
             "order_sentences_in_train": len(added),
             "vocabulary_words_in_lexicon": sum(1 for t in vocab.tokens if t in lexicon),
             "contrast_words_not_in_vocabulary": sorted(unknown),
-            "contrast_families": {n: sorted({f for f, _ in p}) for n, p in contrast.items()},
+            "contrast_templates": {n: len({t for t, _ in p}) for n, p in contrast.items()},
+            "training_adjectives": {"positive": len(words.positive), "negative": len(words.negative)},
+            "nearest_training_shape": {split: summary(found, SHAPE_THRESHOLD) for split, found in nearest.items()},
             "source": source}
     (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info
