@@ -171,8 +171,11 @@ def test_prepared_snippets_are_split_and_encoded(prepared):
     import json
 
     info = json.loads((prepared / "info.json").read_text())
-    assert info["sizes"]["test"] == 2009 and all(720 <= info["sizes"][n] <= 1200 for n in CONTRAST_SETS)
-    assert info["nearest_training_shape"]["test"]["at_or_above_threshold"] == 0 and (prepared / "nearest.csv").exists()
+    assert info["sizes"]["test"] == 2032 and all(720 <= info["sizes"][n] <= 1200 for n in CONTRAST_SETS)
+    assert info["nearest_training_shape"]["test"]["at_or_above_threshold"] == 0 and (prepared / "nearest_shapes.csv").exists()
+    assert info["nearest_training_snippet"]["test"]["at_or_above_threshold"] == 0 and (prepared / "nearest.csv").exists()
+    nearest = {row.split(",")[1]: row for row in (prepared / "nearest.csv").read_text().splitlines()}
+    assert "Doesn't really add up to much." not in nearest.get("Doesn't add up to much.", "")  # the pair issue 26 found
     assert info["training_adjectives"]["positive"] > len(TRAINING_WORDS.positive)  # drawn from the lexicon too
     assert sum(info["sizes"][s] for s in ("train", "val", "test")) - info["order_sentences_in_train"] == 10043
     assert info["contrast_words_not_in_vocabulary"] == []  # "despite", "rather", ... are words every model can see
@@ -184,6 +187,18 @@ def test_prepared_snippets_are_split_and_encoded(prepared):
     assert int(train["order_sentence"].sum()) == info["order_sentences_in_train"]
     lexicon = torch.load(prepared / "lexicon.pt")
     assert lexicon[vocab.index["good"]] > 0 > lexicon[vocab.index["bad"]]
+
+
+def test_near_copy_snippets_stay_in_one_split():
+    """Issue 26's rule for the snippets: "Doesn't add up to much." was a test snippet with "Doesn't really add up to
+    much." in training (and two snippets were in both word for word); now a group moves whole to the held-out side."""
+    from cnnrnn.sentiment.data import keep_near_copies_together
+
+    splits = {"train": [("Doesn't really add up to much.", 0), ("A joy to watch.", 1)],
+              "val": [("Dull.", 0)], "test": [("Doesn't add up to much.", 0)]}
+    moved = keep_near_copies_together(splits, 0.7)
+    assert moved == {"train": [("A joy to watch.", 1)], "val": [("Dull.", 0)],
+                     "test": [("Doesn't add up to much.", 0), ("Doesn't really add up to much.", 0)]}
 
 
 def test_a_model_can_train_on_the_real_snippets_only(prepared, params):
@@ -309,6 +324,8 @@ def test_validate_and_evaluate_measure_the_same_way_on_their_own_splits(tmp_path
     assert {f.name for f in files} == {"models.csv", "contrast_shapes.csv", "contrast_scores.csv", "contrast_pairs.png"}
     table = pd.read_csv(paths.plots / "models.csv")
     assert list(table["model"])[:4] == list(params["models"]) and "rnn_vs_model_test_accuracy" in table
+    rnn = table.set_index("model").loc["rnn"]
+    assert rnn["test_accuracy"] == metrics["rnn_test_accuracy"] and rnn["far_test_accuracy"] == metrics["far_rnn_test_accuracy"]
     shapes = pd.read_csv(paths.plots / "contrast_shapes.csv")
     assert set(shapes["set"]) == {"contrast_seen", "contrast_unseen"} and (shapes["pairs"] > 0).all()
     assert {"last_adjective", "first_adjective", "rnn"} <= set(shapes["model"])

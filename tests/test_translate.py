@@ -130,7 +130,7 @@ def test_near_copy_sources_are_one_group_and_never_cross_the_split():
     grouping, which ignored only case, spacing and punctuation, put them in different splits); unrelated UI strings
     are not; near-copies chain into one group and a group goes to one split."""
     from cnnrnn.translate.data import split_by_source
-    from cnnrnn.translate.near_copies import source_similarity
+    from cnnrnn.sentence_similarity import sentence_similarity
 
     near = [("Invoices may not be changed after they are transmitted.", "Invoices may not be changed after they are created."),
             ("Delete the selected project", "Delete the selected projects"),
@@ -138,7 +138,7 @@ def test_near_copy_sources_are_one_group_and_never_cross_the_split():
             ("The event cannot end before it starts.", "The event's presale cannot end before it starts.")]
     far = [("Save the file", "Delete the selected project"), ("Country code", "Show week"),
            ("Please try again later.", "Invoices may not be changed after they are created.")]
-    scores = source_similarity([a for a, _ in near + far], [b for _, b in near + far]).diagonal()
+    scores = sentence_similarity([a for a, _ in near + far], [b for _, b in near + far]).diagonal()
     assert all(v >= 0.8 for v in scores[:len(near)]), scores
     assert all(v < 0.6 for v in scores[len(near):]), scores
     pairs = [{"source": f"Delete the selected project number {i} now", "target": f"t{i}"} for i in range(30)]
@@ -170,14 +170,14 @@ def test_catalog_test_sources_have_no_near_copy_in_training(prepared, params):
     """prepare's own check, on the real catalogs of two wheels: nearest.csv names every validation and test source's
     most similar training source, and none reaches the threshold."""
     from cnnrnn.near_copies import read_nearest
-    from cnnrnn.translate.near_copies import source_similarity
+    from cnnrnn.sentence_similarity import sentence_similarity
 
     threshold = params["data"]["near_copy_threshold"]
     sources = {split: sorted(set(torch.load(prepared / f"{split}.pt")["source"])) for split in ("train", "val", "test")}
     for split in ("val", "test"):
         nearest = read_nearest(prepared / "nearest.csv", split)
         assert set(nearest) == set(sources[split]) and max(nearest.values()) < threshold
-    assert source_similarity(sources["test"], sources["train"]).max() < threshold
+    assert sentence_similarity(sources["test"], sources["train"]).max() < threshold
     info = json.loads((prepared / "info.json").read_text())
     assert info["nearest_training_source"]["test"]["at_or_above_threshold"] == 0
 

@@ -1,4 +1,5 @@
-"""Read labelled sentences, split them by seed, and encode them with a vocabulary built on the training split.
+"""Read labelled sentences, split them by seed (near-copies kept in one split), and encode them with a vocabulary
+built on the training split.
 
 Output of ``prepare`` (``data/sentiment/prepared/``):
 ``{train,val,test}.pt`` and ``contrast_{seen,val,unseen}.pt`` — dicts with ``ids`` (int64, all sentences'
@@ -6,9 +7,10 @@ token ids end to end), ``lengths`` (int64, N) and ``labels`` (int64, N; 1 = posi
 ``order_sentence`` (bool, N: a generated order sentence, not a real snippet); ``vocab.json``; ``lexicon.pt``
 (float, V: each vocabulary word's rated valence / 4, 0 if unrated); ``contrast.csv`` (set, template, shape,
 follows, pair, sentence, label; sentences 2i and 2i+1 of a set form its pair i, a template's pairs together);
-``nearest.csv`` (each validation and test template's most similar training template by shape, and their
-similarity: prepare stops if one reaches 1.0, the same shape); ``manifest.csv`` (split, label, count);
-``info.json``.
+``nearest.csv`` (each validation and test snippet, in order, its most similar training snippet and their
+similarity: prepare stops if one reaches ``near_copy_threshold``); ``nearest_shapes.csv`` (each validation and
+test template's most similar training template by shape: prepare stops at 1.0, the same shape);
+``manifest.csv`` (split, label, count); ``info.json``.
 No Lightning, no MLflow.
 """
 
@@ -21,8 +23,11 @@ import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from cnnrnn.errors import UserError
-from cnnrnn.near_copies import check_no_near_copies, summary, write_nearest
+from cnnrnn.near_copies import check_no_near_copies, connected_groups, summary, write_nearest
+from cnnrnn.sentence_similarity import sentence_similarity
 from cnnrnn.sentiment.contrast import (CONTRAST_SETS, SHAPE_THRESHOLD, contrast_pairs, nearest_shapes, shape,
                                       shared_shapes, training_sentences, training_words)
 from cnnrnn.text import Vocabulary, tokenize_words
@@ -114,7 +119,49 @@ def load_splits(data_cfg: dict[str, Any], raw: Path, seed: int) -> dict[str, lis
     # Another seed stream for val, so changing val_fraction never moves the test set.
     random.Random(seed + 1).shuffle(train)
     n_val = round(data_cfg["val_fraction"] * len(train))
-    return {"train": train[n_val:], "val": train[:n_val], "test": pools["test"]}
+    splits = {"train": train[n_val:], "val": train[:n_val], "test": pools["test"]}
+    if data_cfg.get("near_copy_threshold") is None:  # IMDB: its own published split
+        return splits
+    return keep_near_copies_together(splits, data_cfg["near_copy_threshold"])
+
+
+HELD_OUT_FIRST = ("test", "val", "train")
+
+
+def near_copy_links(texts: list[str], threshold: float, chunk: int = 1000) -> list[tuple[int, int]]:
+    """Pairs (i, j), i < j, of texts at least ``threshold`` alike (:func:`sentence_similarity`: the larger of
+    folded-word Indel and character 3-gram Dice similarity), computed ``chunk`` rows at a time."""
+    links = []
+    for start in range(0, len(texts), chunk):
+        rows, columns = np.nonzero(sentence_similarity(texts[start:start + chunk], texts) >= threshold)
+        links += [(start + r, c) for r, c in zip(rows.tolist(), columns.tolist()) if start + r < c]
+    return links
+
+
+def keep_near_copies_together(splits: dict[str, list[Example]], threshold: float) -> dict[str, list[Example]]:
+    """Each group of near-copy snippets (linked at ``threshold`` or more, connected) moved whole into the most held-out
+    split one of its members is in (test, then val): the seeded split changes only where a group straddled it."""
+    items = [(split, example) for split in HELD_OUT_FIRST for example in splits[split]]
+    group_of = connected_groups(range(len(items)), near_copy_links([text for _, (text, _) in items], threshold))
+    rank: dict[int, int] = {}
+    for index, group in group_of.items():
+        rank[group] = min(rank.get(group, len(HELD_OUT_FIRST)), HELD_OUT_FIRST.index(items[index][0]))
+    out: dict[str, list[Example]] = {split: [] for split in HELD_OUT_FIRST}
+    for index, (_, example) in enumerate(items):
+        out[HELD_OUT_FIRST[rank[group_of[index]]]].append(example)
+    return {split: out[split] for split in SPLITS}
+
+
+def nearest_training_snippets(splits: dict[str, list[Example]]) -> dict[str, list[tuple[str, str, float]]]:
+    """For every validation and test snippet, in order: (snippet, its most similar training snippet, similarity)."""
+    train = [text for text, _ in splits["train"]]
+    out = {}
+    for split in ("val", "test"):
+        texts = [text for text, _ in splits[split]]
+        scores = sentence_similarity(texts, train)
+        best = scores.argmax(axis=1)
+        out[split] = [(text, train[b], round(float(scores[i, b]), 4)) for i, (text, b) in enumerate(zip(texts, best))]
+    return out
 
 
 def encode(examples: list[Example], vocab: Vocabulary, max_tokens: int | None) -> dict[str, Any]:
@@ -139,6 +186,7 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
 
     data_cfg, seed = params["data"], params["seed"]
     splits = load_splits(data_cfg, raw, seed)
+    real = dict(splits)  # the snippets alone, before the order sentences join the training split
     order_cfg = data_cfg["order_sentences"]
     lexicon = read_lexicon(raw / data_cfg["lexicon_file"]) if data_cfg["lexicon_file"] else {}
     words = training_words(lexicon if order_cfg["min_lexicon_rating"] is not None else None,
@@ -168,7 +216,13 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
         check_no_near_copies(found, SHAPE_THRESHOLD, f"{split} template", "shape similarity")
     if shared_shapes():
         raise UserError(f"validation and test templates share a shape: {shared_shapes()[:3]}; report this")
-    write_nearest(out / "nearest.csv", nearest)
+    write_nearest(out / "nearest_shapes.csv", nearest)
+    threshold = data_cfg.get("near_copy_threshold")
+    snippets = nearest_training_snippets(real) if threshold is not None else {}
+    for split, found in snippets.items():
+        check_no_near_copies(found, threshold, f"sentiment {split} snippet", "snippet similarity")
+    if snippets:
+        write_nearest(out / "nearest.csv", snippets)
     vocab.save(out / "vocab.json")
     torch.save(torch.tensor([lexicon.get(t, 0.0) for t in vocab.tokens], dtype=torch.float32), out / "lexicon.pt")
     pd.DataFrame(rows).to_csv(out / "contrast.csv", index=False)
@@ -186,6 +240,7 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
             "contrast_templates": {n: len({t for t, _ in p}) for n, p in contrast.items()},
             "training_adjectives": {"positive": len(words.positive), "negative": len(words.negative)},
             "nearest_training_shape": {split: summary(found, SHAPE_THRESHOLD) for split, found in nearest.items()},
+            "nearest_training_snippet": {split: summary(found, threshold) for split, found in snippets.items()},
             "source": source}
     (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

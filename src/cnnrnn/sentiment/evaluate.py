@@ -7,7 +7,8 @@ One measurement (:func:`hits`: per-item right or wrong) serves both splits:
 - ``evaluate`` (test split, reports only): ``<model>_test_accuracy``, ``test_accuracy``,
   ``<model>_contrast_seen_pair_accuracy`` (training templates, new words) and
   ``<model>_contrast_unseen_pair_accuracy`` (the test shapes; ``far_<model>_...``: the test templates whose
-  shape is least like any training template's, ``nearest.csv``), each with its 95% bootstrap interval
+  shape is least like any training template's, ``nearest_shapes.csv``; ``far_<model>_test_accuracy``: the test
+  snippets least like any training snippet, ``nearest.csv``), each with its 95% bootstrap interval
   (``_ci95_low`` / ``_ci95_high``, :mod:`cnnrnn.intervals`), and the primary model against every other
   on the same items: ``<primary>_vs_<model>_{test_accuracy,contrast_unseen_pair_accuracy}_difference``
   with interval (and McNemar's p-value for the snippets).
@@ -95,6 +96,22 @@ def heuristic_hits(table, contrast: dict[str, str]) -> dict[str, dict[str, np.nd
     return out
 
 
+def far_test_snippets(nearest_csv: Path, count: int) -> np.ndarray | None:
+    """(N,) bool: the test snippets in the farther half from training (``nearest.csv``, in test order); None without
+    the file (a published split, as IMDB's, is not grouped)."""
+    import pandas as pd
+
+    if not nearest_csv.is_file():
+        return None
+    rows = pd.read_csv(nearest_csv, keep_default_na=False)
+    similarity = rows.loc[rows["split"] == "test", "similarity"].to_numpy(dtype=np.float64)
+    if len(similarity) != count:
+        raise UserError(f"{nearest_csv} lists {len(similarity)} test snippets, test.pt {count}; "
+                        "run `dvc repro sentiment_prepare` again")
+    far = far_items({str(i): value for i, value in enumerate(similarity)})
+    return np.array([str(i) in far for i in range(count)])
+
+
 def pair_accuracy_with_interval(name: str, correct: np.ndarray, block: int, resamples: int, seed: int
                                 ) -> dict[str, float]:
     """A pair accuracy and its 95% interval, resampling whole templates (``block`` pairs each, one after another)."""
@@ -175,8 +192,9 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     blocks = {metric: pairs_per_template(table, set_name) for set_name, metric in TEST_CONTRAST.items()}
     unseen = table[table["set"] == "contrast_unseen"]
     templates = unseen["template"].to_numpy()[::2]  # one per pair
-    far = far_items(read_nearest(paths.prepared / "nearest.csv"))
+    far = far_items(read_nearest(paths.prepared / "nearest_shapes.csv"))
     far_pairs = np.array([t in far for t in templates])
+    far_snippets = far_test_snippets(paths.prepared / "nearest.csv", len(right[primary]["test_accuracy"]))
     metrics: dict[str, Any] = {}
     for name, figures in right.items():
         for metric, h in figures.items():
@@ -184,6 +202,9 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
                 metrics.update(pair_accuracy_with_interval(f"{name}_{metric}", h, blocks[metric], resamples, seed))
             else:
                 metrics.update(accuracy_with_interval(f"{name}_{metric}", h, resamples, seed))
+        if "test_accuracy" in figures and far_snippets is not None:
+            metrics.update(accuracy_with_interval(f"far_{name}_test_accuracy", figures["test_accuracy"][far_snippets],
+                                                  resamples, seed))
         if "contrast_unseen_pair_accuracy" in figures:
             metrics.update(pair_accuracy_with_interval(f"far_{name}_contrast_unseen_pair_accuracy",
                                                        figures["contrast_unseen_pair_accuracy"][far_pairs],
@@ -208,7 +229,8 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
                "n_test": len(right[primary]["test_accuracy"]),
                **{f"n_{s}_pairs": len(right[primary][m]) for s, m in TEST_CONTRAST.items()},
                **{f"n_{s}_templates": len(right[primary][m]) // blocks[m] for s, m in TEST_CONTRAST.items()},
-               "n_far_contrast_unseen_templates": len(far)}
+               "n_far_contrast_unseen_templates": len(far),
+               **({"n_far_test": int(far_snippets.sum())} if far_snippets is not None else {})}
 
     paths.plots.mkdir(parents=True, exist_ok=True)
     for name in models:  # contrast.csv lists each set's sentences in the order of its .pt file
@@ -235,8 +257,7 @@ def write_models_table(models: dict[str, SentimentModel], metrics: dict[str, Any
         row: dict[str, Any] = {"model": name if name in models else f"{name} wins (untrained baseline)"}
         for metric in ("test_accuracy", *TEST_CONTRAST.values()):
             row.update({k.removeprefix(f"{name}_"): v for k, v in metrics.items() if k.startswith(f"{name}_{metric}")})
-        row.update({k.removeprefix(f"far_{name}_").replace("contrast_unseen", "far_contrast_unseen"): v
-                    for k, v in metrics.items() if k.startswith(f"far_{name}_")})
+        row.update({"far_" + k.removeprefix(f"far_{name}_"): v for k, v in metrics.items() if k.startswith(f"far_{name}_")})
         for metric in COMPARED:
             record = comparisons.get(f"{primary}_vs_{name}_{metric}")
             if record:

@@ -10,7 +10,7 @@ Formats (``translate.data.format``):
 - ``tsv``: a local tab-separated file of pairs (source, tab, target; further columns ignored).
 
 Except for ``numbers_dates``, pairs are split by their *source* string with near-copies grouped
-(:mod:`cnnrnn.translate.near_copies`): two English sources whose folded words or character 3-grams have a
+(:mod:`cnnrnn.sentence_similarity`): two English sources whose folded words or character 3-grams have a
 similarity of ``near_copy_threshold`` or more are linked, linked sources form one group (and the same English
 up to case, spacing and punctuation always does), and a group belongs to one split. ``nearest.csv`` gives each
 validation and test source's most similar training source; prepare stops if one reaches the threshold.
@@ -39,7 +39,7 @@ from cnnrnn.errors import UserError
 from cnnrnn.near_copies import (check_no_near_copies, connected_groups, linked_pairs, nearest, split_groups, summary,
                                 write_nearest)
 from cnnrnn.translate.catalogs import catalog_pairs, clean, read_po
-from cnnrnn.translate.near_copies import source_similarity
+from cnnrnn.sentence_similarity import sentence_similarity
 
 SPLITS = ("train", "val", "test")
 # A group of near-copies larger than this share of the smaller held-out split goes to training: UI strings chain
@@ -62,7 +62,7 @@ def split_by_source(pairs: list[dict[str, str]], val_fraction: float, test_fract
         by_key.setdefault(group_key(pair["source"]), []).append(pair)
     keys = sorted(by_key)
     texts = {k: by_key[k][0]["source"] for k in keys}
-    group_of = connected_groups(keys, linked_pairs(texts, source_similarity, threshold))
+    group_of = connected_groups(keys, linked_pairs(texts, sentence_similarity, threshold))
     owner = split_groups(group_of, {k: len(by_key[k]) for k in keys}, {"test": test_fraction, "val": val_fraction},
                          seed, largest_held_out=LARGEST_HELD_OUT_GROUP)
     splits: dict[str, list[dict[str, str]]] = {s: [] for s in SPLITS}
@@ -74,7 +74,7 @@ def split_by_source(pairs: list[dict[str, str]], val_fraction: float, test_fract
 def nearest_training_sources(splits: dict[str, list[dict[str, str]]]) -> dict[str, list[tuple[str, str, float]]]:
     """``{split: [(source, most similar training source, similarity)]}`` for val and test, each source once."""
     train = {p["source"]: p["source"] for p in splits["train"]}
-    return {s: nearest({p["source"]: p["source"] for p in splits[s]}, train, source_similarity) for s in ("val", "test")}
+    return {s: nearest({p["source"]: p["source"] for p in splits[s]}, train, sentence_similarity) for s in ("val", "test")}
 
 
 def catalog_language(name: str) -> str:

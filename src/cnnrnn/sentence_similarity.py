@@ -1,8 +1,9 @@
-"""When two English source strings are near-copies, so that one in test and the other in training would flatter
-the model: the same words up to case, punctuation and inflection, or the same sentence shape with a word or two
-changed ("Invoices may not be changed after they are transmitted." / "... created.").
+"""When two short English sentences are near-copies, so that one in test and the other in training would flatter
+a model: the same words up to case, punctuation and inflection, or the same sentence shape with a word or two
+changed ("Invoices may not be changed after they are transmitted." / "... created."; "Doesn't add up to much." /
+"Doesn't really add up to much."). translate groups its English sources by it, sentiment its snippets.
 
-Two measures, the larger counts (:func:`source_similarity`):
+Two measures, the larger counts (:func:`sentence_similarity`):
 
 - words: the normalized Indel similarity (twice the longest common subsequence over the total length) of the
   :func:`folded_words` sequences: case, punctuation, plural and verb endings folded away;
@@ -75,6 +76,6 @@ def trigram_similarity(sources: list[str], others: list[str]) -> np.ndarray:
     return (2 * shared / np.maximum(sizes, 1)).astype(np.float32)
 
 
-def source_similarity(sources: list[str], others: list[str]) -> np.ndarray:
+def sentence_similarity(sources: list[str], others: list[str]) -> np.ndarray:
     """(len(sources), len(others)) in 0-1: the larger of :func:`word_similarity` and :func:`trigram_similarity`."""
     return np.maximum(word_similarity(sources, others), trigram_similarity(sources, others))
