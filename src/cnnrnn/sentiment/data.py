@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from cnnrnn.errors import UserError
-from cnnrnn.near_copies import check_no_near_copies, connected_groups, summary, write_nearest
+from cnnrnn.near_copies import check_no_near_copies, connected_groups, nearest, summary, write_nearest
 from cnnrnn.sentence_similarity import sentence_similarity
 from cnnrnn.sentiment.contrast import (CONTRAST_SETS, SHAPE_THRESHOLD, contrast_pairs, nearest_shapes, shape,
                                       shared_shapes, training_sentences, training_words)
@@ -153,14 +153,13 @@ def keep_near_copies_together(splits: dict[str, list[Example]], threshold: float
 
 
 def nearest_training_snippets(splits: dict[str, list[Example]]) -> dict[str, list[tuple[str, str, float]]]:
-    """For every validation and test snippet, in order: (snippet, its most similar training snippet, similarity)."""
-    train = [text for text, _ in splits["train"]]
+    """For every validation and test snippet, in order: (snippet, its most similar training snippet, similarity).
+    Keyed by position, so a snippet that occurs twice keeps both rows."""
+    train = {i: text for i, (text, _) in enumerate(splits["train"])}
     out = {}
     for split in ("val", "test"):
-        texts = [text for text, _ in splits[split]]
-        scores = sentence_similarity(texts, train)
-        best = scores.argmax(axis=1)
-        out[split] = [(text, train[b], round(float(scores[i, b]), 4)) for i, (text, b) in enumerate(zip(texts, best))]
+        found = nearest({i: text for i, (text, _) in enumerate(splits[split])}, train, sentence_similarity)
+        out[split] = [(splits[split][i][0], train[j], similarity) for i, j, similarity in found]
     return out
 
 

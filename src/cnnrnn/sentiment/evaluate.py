@@ -84,15 +84,16 @@ def pairs_per_template(table, set_name: str) -> int:
 
 
 def heuristic_hits(table, contrast: dict[str, str]) -> dict[str, dict[str, np.ndarray]]:
-    """``{heuristic: {contrast metric: (P,) bool}}``: which pairs "the last (first) adjective wins" gets right."""
+    """``{heuristic: {contrast metric: (P,) bool}}``: which pairs "the last (first) adjective wins" gets right. Adds
+    each heuristic's label as the column ``<heuristic>_p_positive`` (0 or 1) of ``table``, beside the models'."""
     out: dict[str, dict[str, np.ndarray]] = {}
     for heuristic in HEURISTICS:
-        which = heuristic.split("_")[0]
+        table[f"{heuristic}_p_positive"] = [float(adjective_heuristic(s, heuristic.split("_")[0]))
+                                            for s in table["sentence"]]
         out[heuristic] = {}
         for set_name, metric in contrast.items():
             rows = table[table["set"] == set_name]
-            predicted = np.array([adjective_heuristic(s, which) for s in rows["sentence"]])
-            out[heuristic][metric] = pair_hits(predicted == rows["label"].to_numpy())
+            out[heuristic][metric] = pair_hits((rows[f"{heuristic}_p_positive"] > 0.5).to_numpy() == rows["label"].to_numpy())
     return out
 
 
@@ -235,9 +236,6 @@ def evaluate(params: dict[str, Any], paths: AppPaths) -> tuple[dict[str, Any], l
     paths.plots.mkdir(parents=True, exist_ok=True)
     for name in models:  # contrast.csv lists each set's sentences in the order of its .pt file
         table[f"{name}_p_positive"] = np.concatenate([probabilities[name][s] for s in table["set"].unique()]).round(3)
-    for heuristic in HEURISTICS:
-        table[f"{heuristic}_p_positive"] = [float(adjective_heuristic(s, heuristic.split("_")[0]))
-                                            for s in table["sentence"]]
     files = [write_models_table(models, metrics, comparisons, primary, references, paths.plots / "models.csv"),
              write_shape_table(table, [*models, *HEURISTICS], resamples, seed, paths.plots / "contrast_shapes.csv")]
     scores_csv = paths.plots / "contrast_scores.csv"
