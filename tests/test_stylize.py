@@ -95,25 +95,26 @@ def test_grey_output_paints_grey_and_only_for_greyscale_styles():
 
 def test_a_luminance_only_loss_network_is_blind_to_colour(params, prepared, tmp_path):
     from cnnrnn.stylize.features import LuminanceOnly
-    from cnnrnn.stylize.loss_network import build_loss_network
+    from cnnrnn.stylize.loss_network import build_loss_network, weights_path
     from cnnrnn.stylize.measures import grey
     from cnnrnn.stylize.model import make_datamodule, make_module, save_model
     from cnnrnn.stylize.predict import LoadedStylizer
 
     image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(3))
     as_grey = grey(image[0])[None, None].expand(1, 3, -1, -1)  # the same luminance, no colour
-    levels, _ = build_loss_network({**params["loss"], "luminance_only": True})
+    weights = weights_path(params["loss"], prepared.parent)  # the default loss network: VGG-16
+    levels, _ = build_loss_network({**params["loss"], "luminance_only": True}, weights_file=weights)
     (grams, features), (grey_grams, grey_features) = levels(image), levels(as_grey)
-    assert torch.allclose(features, grey_features, atol=1e-5)
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(grams, grey_grams))
-    plain, _ = build_loss_network(params["loss"])
+    assert torch.allclose(features, grey_features, atol=1e-3)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-3) for a, b in zip(grams, grey_grams))
+    plain, _ = build_loss_network(params["loss"], weights_file=weights)
     assert not torch.allclose(plain(image)[1], plain(as_grey)[1], atol=1e-5)
     # a fitted (patch_cnn) loss network is saved and rebuilt for --method optimize as stylize.loss says: luminance-only
     # where stylize.loss is, plain where only the feed-forward loss (stylize.train.loss) is
     for override, optimize_sees_luminance in (("stylize.loss.luminance_only=true", True),
                                               ("+stylize.train.loss.luminance_only=true", False)):
         composed = compose([*TINY, "stylize/loss=patch_cnn", "stylize.loss.steps=2", "stylize.loss.batch_size=2", override,
-                            "stylize.model.grey_output_for_grey_styles=true"], ROOT)
+                            "stylize.model.grey_output_for_grey_styles=true", "stylize.train.styles=[brick,ihc]"], ROOT)
         tiny = {**composed["stylize"], "seed": composed["seed"]}
         dm = make_datamodule(tiny, prepared)
         module = make_module(tiny, dm)
@@ -152,9 +153,10 @@ def test_the_feed_forward_loss_changes_only_what_train_loss_names(params):
 
 
 def test_the_grain_only_control_is_graded_like_any_output_and_can_fail(params, prepared):
-    """The colour-only image of issue 10 was the ratio's own denominator (1.0 by construction). The control now is
-    the photograph with film grain and nothing else: no grain is the photograph itself (1.0), grain moves the
-    grade, and more grain moves it further: a grader that rewards fine-scale statistics would pass it."""
+    """The colour-only image of issue 10 was the ratio's own denominator (1.0 by construction). The controls now are
+    graded like any output: no grain is the photograph itself (1.0), and grain moves the random network's grade (on
+    luminance, issue 27) a long way toward the style (about 0.5): a random grader rewards fine-scale statistics, which
+    is why it reports without a bar and the learned judge (tests/test_stylize_judge.py) is the headline grader."""
     from cnnrnn.stylize.measures import grain_only, style_loss_ratio
 
     cfg = compose([], ROOT)["stylize"]["evaluate"]  # the real grader and side
@@ -163,28 +165,33 @@ def test_the_grain_only_control_is_graded_like_any_output_and_can_fail(params, p
     style = styles["images"][styles["names"].index("ihc")].float() / 255
     content = test["images"][0].float() / 255
     ratios = [style_loss_ratio(network, grain_only(content, strength, 0), content, style, cfg["side"])
-              for strength in (0.0, cfg["grain_strength"], 3 * cfg["grain_strength"])]
+              for strength in (0.0, cfg["grain_strength"])]
     assert ratios[0] == pytest.approx(1.0)
-    assert abs(ratios[1] - 1.0) > 0.01 and abs(ratios[2] - 1.0) > abs(ratios[1] - 1.0), ratios
+    assert ratios[1] < 0.8, ratios  # the control can fail: this grader takes grain for much of the style
     assert torch.equal(grain_only(content, 0.1, 5), grain_only(content, 0.1, 5))  # a fixed control
 
 
-def test_stylize_intervals_resample_pairs_and_pair_each_method_with_the_control():
+def test_stylize_intervals_resample_pairs_and_pair_each_method_with_each_control():
     import pandas as pd
 
-    from cnnrnn.stylize.evaluate import intervals
+    from cnnrnn.stylize.evaluate import CONTROLS, intervals
 
     rows = []
     for i, (content, style) in enumerate([(c, s) for c in "abcd" for s in ("x", "y")]):
         rows.append({"method": "feedforward", "content": content, "style": style, "style_loss_ratio": 0.4 + 0.01 * i,
-                     "content_ssim": 0.6, "color_distance": 0.5})
-        rows.append({"method": "grain_only", "content": content, "style": style, "style_loss_ratio": 0.9 + 0.02 * i,
-                     "content_ssim": 0.9, "color_distance": 0.7})
+                     "deception_rate": 0.5 + 0.05 * (i % 2), "content_ssim": 0.6, "color_distance": 0.5})
+        for control in CONTROLS:
+            rows.append({"method": control, "content": content, "style": style, "style_loss_ratio": 0.9 + 0.02 * i,
+                         "deception_rate": 0.0, "content_ssim": 0.9, "color_distance": 0.7})
     out = intervals(pd.DataFrame(rows), 200, 0)
     assert out["feedforward_style_loss_ratio_ci95_low"] <= 0.435 <= out["feedforward_style_loss_ratio_ci95_high"]
-    assert out["feedforward_vs_grain_only_style_loss_ratio_difference"] == pytest.approx(-0.535)
-    assert out["feedforward_vs_grain_only_style_loss_ratio_difference_ci95_high"] < 0
-    assert "grain_only_vs_grain_only_style_loss_ratio_difference" not in out
+    for control in CONTROLS:
+        assert out[f"feedforward_vs_{control}_style_loss_ratio_difference"] == pytest.approx(-0.535)
+        assert out[f"feedforward_vs_{control}_style_loss_ratio_difference_ci95_high"] < 0
+        assert out[f"feedforward_vs_{control}_deception_rate_difference"] == pytest.approx(0.525)
+        assert out[f"feedforward_vs_{control}_deception_rate_difference_ci95_low"] > 0
+    assert "grain_only_vs_unstyled_style_loss_ratio_difference" not in out  # controls are not compared with each other
+    assert "feedforward_vgg16_style_loss_ratio_ci95_low" not in out  # a measure no row has is left out
 
 
 def test_optimizing_the_image_takes_the_style_texture(params, prepared):
@@ -245,8 +252,8 @@ def test_fast_dev_run(loss, prepared):
     dm = make_datamodule(params, prepared)
     module = make_module(params, dm)
     pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False).fit(module, datamodule=dm)
-    assert torch.equal(module.loss_network.state_dict()["stages.0.0.weight"],
-                       make_module(params, dm).loss_network.state_dict()["stages.0.0.weight"])  # seeded: the same again
+    first = lambda m: next(iter(m.loss_network.state_dict().values()))  # noqa: E731
+    assert torch.equal(first(module), first(make_module(params, dm)))  # seeded or read from a file: the same again
 
 
 def test_vgg19_weights_come_through_the_fetch_machinery(file_server, tmp_path):
@@ -295,11 +302,15 @@ def test_tiny_dvc_repro_predict_and_the_mlflow_model(tiny_pipeline, tmp_path):
         assert (done.returncode == 0) == ok, done.stderr[-3000:]
         return done
     metrics = json.loads((project_copy / "metrics/stylize.json").read_text())
-    for key in ("feedforward_style_loss_ratio", "feedforward_content_ssim", "feedforward_color_distance",
-                "optimize_style_loss_ratio", "grain_only_style_loss_ratio", "seconds_per_image_512",
-                "feedforward_style_loss_ratio_ci95_low", "optimize_vs_grain_only_style_loss_ratio_difference_ci95_high",
-                "optimize_seconds_per_image_512", "feedforward_val_style_loss_ratio", "feedforward_val_content_ssim",
-                "feedforward_astronaut_ihc_style_loss_ratio", "train_seconds"):
+    for key in ("feedforward_deception_rate", "feedforward_style_loss_ratio", "feedforward_content_ssim",
+                "feedforward_color_distance", "feedforward_vgg16_style_loss_ratio", "optimize_deception_rate",
+                "optimize_style_loss_ratio", "grain_only_deception_rate", "colour_matched_deception_rate",
+                "unstyled_deception_rate", "seconds_per_image_512", "feedforward_deception_rate_ci95_low",
+                "optimize_vs_colour_matched_deception_rate_difference_ci95_low",
+                "optimize_vs_grain_only_style_loss_ratio_difference_ci95_high", "optimize_seconds_per_image_512",
+                "feedforward_val_deception_rate", "feedforward_val_content_ssim", "judge_photograph_recall",
+                "judge_starry_night_heldout_recall", "feedforward_astronaut_brick_deception_rate", "train_seconds",
+                "train_seconds_per_style"):
         assert key in metrics, key
     assert (project_copy / "plots/stylize/grid.png").is_file()
     assert "style_loss_ratio" in (project_copy / "plots/stylize/per_image.csv").read_text()
@@ -318,7 +329,11 @@ def test_tiny_dvc_repro_predict_and_the_mlflow_model(tiny_pipeline, tmp_path):
     for bad, says in (("empty.png", "empty file"), ("text.png", "not an image"), ("missing.png", "no such file")):
         failed = run("cnnrnn", "predict", "stylize", str(tmp_path / bad), ok=False)
         assert says in failed.stderr and "Traceback" not in failed.stderr
-    assert "no style 'starry'" in run("cnnrnn", "predict", "stylize", str(big), "--style", "starry", ok=False).stderr
+    assert "style 'starry'" in run("cnnrnn", "predict", "stylize", str(big), "--style", "starry", ok=False).stderr
+    no_network = run("cnnrnn", "predict", "stylize", str(big), "--style", "gravel", ok=False).stderr
+    assert "--method optimize only" in no_network  # gravel has no network; Gatys' method takes it:
+    run("cnnrnn", "predict", "stylize", str(big), "--style", "gravel", "--method", "optimize", "--steps", "2",
+        "-o", str(tmp_path / "gravel.png"))
 
     import mlflow
     import pandas as pd
@@ -327,8 +342,8 @@ def test_tiny_dvc_repro_predict_and_the_mlflow_model(tiny_pipeline, tmp_path):
     runs = mlflow.search_runs(experiment_names=["stylize"])
     train = runs[runs["tags.cnnrnn.stage"] == "train"].iloc[0]
     model = mlflow.pyfunc.load_model(f"runs:/{train['run_id']}/model")
-    answer = model.predict(pd.DataFrame({"image": [big.read_bytes()], "style": ["ihc"]}))
-    assert answer.loc[0, "style"] == "ihc" and Image.open(io.BytesIO(answer.loc[0, "image"])).size == (1024, 614)
+    answer = model.predict(pd.DataFrame({"image": [big.read_bytes()], "style": ["starry_night"]}))
+    assert answer.loc[0, "style"] == "starry_night" and Image.open(io.BytesIO(answer.loc[0, "image"])).size == (1024, 614)
 
 
 def test_online_data_coco_content_paintings_and_vgg19_from_a_local_server(tmp_path):
@@ -362,6 +377,8 @@ def test_online_data_coco_content_paintings_and_vgg19_from_a_local_server(tmp_pa
         source["paintings"] |= {"base_url": server.url, "timeout_seconds": 5, "files": {"painting.jpg": sha("painting.jpg")}}
         source["vgg19"] |= {"base_url": server.url, "timeout_seconds": 5, "files": {"weights.pth": sha("weights.pth")}}
         params["data"]["styles"] = {"painting": "painting.jpg"}
+        del source["vgg16"]  # the VGG-16 weights file's own test is in test_stylize_vgg16.py
+        params["data"]["vgg16_weights"] = None
         params["data"]["subset"] |= {"workers": 2, "categories": ["person", "dog", "cat"]}
         raw = tmp_path / "raw"
         fetch_sources(source, raw)

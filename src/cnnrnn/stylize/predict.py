@@ -98,9 +98,12 @@ def output_path(output: Path | None, path: Path, style: str) -> tuple[Path, str]
 class LoadedStylizer:
     """``styles`` (names), ``networks`` (name -> feed-forward network), ``style_images`` (name -> (3, H, W) floats)."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, data_dir: Path | None = None):
+        """``data_dir``: where a pretrained loss network's weights lie for ``--method optimize`` (default:
+        data/stylize of this project)."""
         saved = read_model_file(path, "stylize", RETRAIN)
         self.path = Path(path)
+        self.data_dir = data_dir
         self.saved = saved
         self.styles: list[str] = list(saved["styles"])
         self.settings: dict = saved["predict"]
@@ -109,12 +112,19 @@ class LoadedStylizer:
                                        lambda s: build_style_network(s["model_cfg"], s["grey"]), RETRAIN)
                          for name in self.styles}
         self.style_images = {name: img.float().div(255) for name, img in zip(self.styles, saved["style_images"])}
+        self.style_images.update({name: img.float().div(255) for name, img in (saved.get("other_styles") or {}).items()})
         self._levels: LossLevels | None = None
 
-    def check_style(self, style: str | None) -> str:
+    def check_style(self, style: str | None, method: str = "feedforward") -> str:
+        """``style`` (default: the first with a network), checked: a feed-forward network for it, or for ``optimize``
+        its image."""
         style = style or self.styles[0]
-        if style not in self.networks:
-            raise UserError(f"no style {style!r} in {self.path}; choose one of: {', '.join(self.styles)}")
+        known = self.networks if method == "feedforward" else self.style_images
+        if style not in known:
+            others = sorted(set(self.style_images) - set(self.networks))
+            hint = f" ({', '.join(others)}: --method optimize only; stylize.train.styles trains networks)" if others else ""
+            raise UserError(f"no {'network for the ' if method == 'feedforward' else ''}style {style!r} in {self.path}; "
+                            f"choose one of: {', '.join(known)}{hint if method == 'feedforward' else ''}")
         return style
 
     @torch.no_grad()
@@ -134,17 +144,20 @@ class LoadedStylizer:
                 self._levels = loss_levels(network.freeze(), cfg)
             else:
                 from cnnrnn.config import project_root
+                from cnnrnn.stylize.loss_network import weights_path
 
-                weights = project_root() / "data" / "stylize" / "raw" / cfg["weights_file"] if cfg.get("weights_file") else None
+                weights = weights_path(cfg, self.data_dir or project_root() / "data" / "stylize")
                 if weights is not None and not weights.is_file():
-                    raise UserError(f"--method optimize with vgg19 needs {weights}; run `cnnrnn fetch stylize` here")
+                    stage = "prepare" if weights.parent.name == "prepared" else "fetch"
+                    raise UserError(f"--method optimize with {cfg['network']} needs {weights}; `cnnrnn {stage} stylize` "
+                                    f"writes it (or `dvc pull`)")
                 self._levels, _ = build_loss_network(cfg, weights_file=weights)
         return self._levels
 
     def optimize(self, image: torch.Tensor, style: str | None = None, steps: int | None = None) -> tuple[torch.Tensor, dict]:
         from cnnrnn.stylize.optimize import loss_weights, optimize_image
 
-        style = self.check_style(style)
+        style = self.check_style(style, "optimize")
         cfg = {**self.settings["optimize"], **loss_weights(self.saved["loss_cfg"])}
         if steps is not None:
             cfg["steps"] = steps
@@ -155,7 +168,9 @@ def describe(model: LoadedStylizer, path: Path, top: int | None = None, as_json:
              output: Path | None = None, style: str | None = None, method: str = "feedforward",
              steps: int | None = None) -> str:
     """Style one image file and write it (``output``, else ``<name>-<style>.png`` here); one JSON line about it."""
-    style = model.check_style(style)
+    if method not in ("feedforward", "optimize"):
+        raise UserError(f"--method {method!r}: choose feedforward or optimize")
+    style = model.check_style(style, method)
     image = image_from_file(path, model.settings["max_side"])
     start = time.perf_counter()
     if method == "optimize":
@@ -180,8 +195,8 @@ def describe(model: LoadedStylizer, path: Path, top: int | None = None, as_json:
     return json.dumps(result)
 
 
-def load(model_dir: Path) -> LoadedStylizer:
-    return LoadedStylizer(Path(model_dir) / "model.pt")
+def load(model_dir: Path, data_dir: Path | None = None) -> LoadedStylizer:
+    return LoadedStylizer(Path(model_dir) / "model.pt", data_dir)
 
 
 def predict_frame(model: LoadedStylizer, frame) -> Any:
